@@ -1,0 +1,136 @@
+//! Durable, atomic file writes: bytes go to a temporary file in the
+//! destination's directory while being hashed; [`AtomicFile::finish`] fsyncs
+//! it, and [`Staged::persist`] renames it into place and fsyncs the directory.
+//! Until the rename nobody sees the file; if anything fails before it, the
+//! temporary file is removed when the value is dropped.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::{NamedTempFile, TempPath};
+
+use crate::{HashingWriter, Sha256};
+
+/// A file being written: hashed and counted as it goes.
+pub struct AtomicFile {
+    writer: HashingWriter<NamedTempFile>,
+}
+
+/// A complete, fsynced temporary file with its digest, ready to be renamed.
+pub struct Staged {
+    path: TempPath,
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
+impl AtomicFile {
+    /// A temporary file in `dir` (the destination's directory, so the final
+    /// rename never crosses a file system), named `.{prefix}.XXXXXX.tmp`.
+    pub fn new_in(dir: &Path, prefix: &str) -> io::Result<Self> {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{prefix}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        Ok(AtomicFile {
+            writer: HashingWriter::new(tmp),
+        })
+    }
+
+    /// A temporary file beside `dest`.
+    pub fn beside(dest: &Path) -> io::Result<Self> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "download".into());
+        Self::new_in(dir, &name)
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.writer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writer.is_empty()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.writer.get_ref().path()
+    }
+
+    /// Flushes and fsyncs the data; the digest is of everything written.
+    pub fn finish(self) -> io::Result<Staged> {
+        let (sha256, size, mut tmp) = self.writer.finish();
+        tmp.flush()?;
+        tmp.as_file().sync_all()?;
+        let (_file, path) = tmp.into_parts();
+        Ok(Staged { path, sha256, size })
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl Staged {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames onto `dest` (replacing it atomically) and fsyncs `dest`'s
+    /// directory so the rename itself survives a crash.
+    pub fn persist(self, dest: &Path) -> io::Result<()> {
+        self.path.persist(dest).map_err(|e| e.error)?;
+        if let Some(dir) = dest.parent() {
+            fsync_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the file where it is under its temporary name (for callers that
+    /// hand it on), returning that path.
+    pub fn keep(self) -> io::Result<PathBuf> {
+        self.path.keep().map_err(|e| e.error)
+    }
+}
+
+/// fsync a directory, making renames and creations in it durable.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_visible_until_persist_and_temp_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("image.hvt");
+        let mut f = AtomicFile::beside(&dest).unwrap();
+        f.write_all(b"hello").unwrap();
+        assert!(!dest.exists());
+        let staged = f.finish().unwrap();
+        assert_eq!(staged.size, 5);
+        staged.persist(&dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+
+        let mut g = AtomicFile::beside(&dest).unwrap();
+        g.write_all(b"other").unwrap();
+        drop(g);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("image.hvt")]);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+    }
+}

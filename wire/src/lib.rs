@@ -1,0 +1,86 @@
+//! The JSON bodies of the repository's HTTP API (CONTRACT.md §2), shared by
+//! the server that writes them and the clients that read them. Field names
+//! follow builder-web, plus ours (`main_binary_file`, `artifacts`).
+
+use serde::{Deserialize, Serialize};
+use uk_digest::Sha256;
+use uk_names::{ArtifactPath, BuildId, JobName, PlatformName};
+
+/// One stored file of a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileJson {
+    pub filepath: ArtifactPath,
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
+/// The main binary, with the path of its detached signature if one was uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MainBinaryJson {
+    pub filepath: ArtifactPath,
+    pub sha256: Sha256,
+    pub size: u64,
+    pub signature: Option<ArtifactPath>,
+}
+
+/// `GET /job/{job}/build/{uuid}` with `Accept: application/json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildJson {
+    pub job: JobName,
+    pub uuid: BuildId,
+    pub platform: PlatformName,
+    /// RFC 3339.
+    pub start_time: String,
+    /// RFC 3339.
+    pub finish_time: String,
+    pub main_binary: bool,
+    pub solo5_abi: Option<serde_json::Value>,
+    pub solo5_manifest: Option<serde_json::Value>,
+    pub main_binary_file: Option<MainBinaryJson>,
+    pub artifacts: Vec<FileJson>,
+}
+
+/// One row of `GET /job/{job}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobBuildJson {
+    pub uuid: BuildId,
+    pub platform: PlatformName,
+    pub finish_time: String,
+    pub main_binary: Option<FileJson>,
+}
+
+/// `GET /job/{job}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobJson {
+    pub builds: Vec<JobBuildJson>,
+}
+
+/// The latest build in `GET /` rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatestJson {
+    pub uuid: BuildId,
+    pub platform: PlatformName,
+    pub finish_time: String,
+    pub main_binary: Option<FileJson>,
+}
+
+/// One row of `GET /`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummaryJson {
+    pub name: JobName,
+    pub synopsis: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub latest: Option<LatestJson>,
+}
+
+/// `GET /`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobsJson {
+    pub jobs: Vec<JobSummaryJson>,
+}
+
+/// Every error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorJson {
+    pub error: String,
+}

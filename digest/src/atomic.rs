@@ -93,7 +93,11 @@ impl Staged {
     pub fn persist(self, dest: &Path) -> io::Result<()> {
         self.path.persist(dest).map_err(|e| e.error)?;
         if let Some(dir) = dest.parent() {
-            fsync_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?;
+            fsync_dir(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })?;
         }
         Ok(())
     }
@@ -129,7 +133,10 @@ mod tests {
         let mut g = AtomicFile::beside(&dest).unwrap();
         g.write_all(b"other").unwrap();
         drop(g);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("image.hvt")]);
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
     }

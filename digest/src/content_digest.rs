@@ -37,8 +37,12 @@ pub fn parse_content_digest(header: &str) -> Result<Option<Sha256>, ContentDiges
             .strip_prefix(':')
             .and_then(|v| v.strip_suffix(':'))
             .ok_or_else(|| err("the sha-256 value must be a byte sequence :base64:"))?;
-        let bytes = STANDARD.decode(b64).map_err(|_| err("the sha-256 value is not base64"))?;
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| err("the sha-256 value is not 32 bytes"))?;
+        let bytes = STANDARD
+            .decode(b64)
+            .map_err(|_| err("the sha-256 value is not base64"))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| err("the sha-256 value is not 32 bytes"))?;
         return Ok(Some(Sha256::from_bytes(arr)));
     }
     Ok(None)
@@ -50,11 +54,16 @@ mod tests {
 
     #[test]
     fn round_trip_and_other_algorithms() {
-        let d: Sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse().unwrap();
+        let d: Sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            .parse()
+            .unwrap();
         let h = content_digest_header(&d);
         assert_eq!(h, "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:");
         assert_eq!(parse_content_digest(&h), Ok(Some(d)));
-        assert_eq!(parse_content_digest(&format!("sha-512=:AAAA:, {h}")), Ok(Some(d)));
+        assert_eq!(
+            parse_content_digest(&format!("sha-512=:AAAA:, {h}")),
+            Ok(Some(d))
+        );
         assert_eq!(parse_content_digest("sha-512=:AAAA:"), Ok(None));
     }
 

@@ -31,7 +31,10 @@ fn check_component(what: &'static str, s: &str) -> Result<(), NameError> {
     if !s.as_bytes()[0].is_ascii_alphanumeric() {
         return Err(err("it must start with a letter or digit"));
     }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err(err("only letters, digits, '.', '_' and '-' are allowed"));
     }
     Ok(())
@@ -132,7 +135,10 @@ impl FromStr for ArtifactPath {
             });
         }
         for p in parts {
-            check_component("artifact path", p).map_err(|e| NameError { input: s.chars().take(80).collect(), ..e })?;
+            check_component("artifact path", p).map_err(|e| NameError {
+                input: s.chars().take(80).collect(),
+                ..e
+            })?;
         }
         Ok(ArtifactPath(s.to_owned()))
     }
@@ -152,7 +158,9 @@ impl serde::Serialize for ArtifactPath {
 
 impl<'de> serde::Deserialize<'de> for ArtifactPath {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -215,7 +223,19 @@ mod tests {
 
     #[test]
     fn names_reject_traversal_slashes_nul_and_length() {
-        for bad in ["", ".", "..", "a/b", "%2F", "a\0b", ".hidden", "-x", &"a".repeat(65), "é", "a b"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "%2F",
+            "a\0b",
+            ".hidden",
+            "-x",
+            &"a".repeat(65),
+            "é",
+            "a b",
+        ] {
             let e = bad.parse::<JobName>().unwrap_err();
             assert!(e.to_string().starts_with("invalid job name"), "{bad}: {e}");
         }
@@ -223,8 +243,20 @@ mod tests {
 
     #[test]
     fn artifact_paths() {
-        assert_eq!("bin/web.hvt".parse::<ArtifactPath>().unwrap().file_name(), "web.hvt");
-        for bad in ["", "/abs", "bin/", "bin//x", "../x", "bin/../x", "a/b/c/d/e", "bin/.x"] {
+        assert_eq!(
+            "bin/web.hvt".parse::<ArtifactPath>().unwrap().file_name(),
+            "web.hvt"
+        );
+        for bad in [
+            "",
+            "/abs",
+            "bin/",
+            "bin//x",
+            "../x",
+            "bin/../x",
+            "a/b/c/d/e",
+            "bin/.x",
+        ] {
             assert!(bad.parse::<ArtifactPath>().is_err(), "{bad}");
         }
     }
@@ -233,7 +265,11 @@ mod tests {
     fn build_ids_are_v4_only() {
         let id = BuildId::new_random();
         assert_eq!(id.to_string().parse::<BuildId>().unwrap(), id);
-        assert!("00000000-0000-1000-8000-000000000000".parse::<BuildId>().is_err());
+        assert!(
+            "00000000-0000-1000-8000-000000000000"
+                .parse::<BuildId>()
+                .is_err()
+        );
         assert!("not-a-uuid".parse::<BuildId>().is_err());
         assert!(id.to_string().replace('-', "").parse::<BuildId>().is_err());
     }

@@ -126,8 +126,11 @@ pub fn read_solo5_info<R: Read + Seek>(reader: R) -> Result<Option<Solo5Info>, E
     if ident[4] != 2 {
         return Err(Error::Not64Bit);
     }
-    let header = FileHeader64::<Endianness>::parse(data).map_err(|e| Error::Malformed(e.to_string()))?;
-    let endian = header.endian().map_err(|e| Error::Malformed(e.to_string()))?;
+    let header =
+        FileHeader64::<Endianness>::parse(data).map_err(|e| Error::Malformed(e.to_string()))?;
+    let endian = header
+        .endian()
+        .map_err(|e| Error::Malformed(e.to_string()))?;
     let phdrs = header
         .program_headers(endian, data)
         .map_err(|e| Error::Malformed(e.to_string()))?;
@@ -138,10 +141,14 @@ pub fn read_solo5_info<R: Read + Seek>(reader: R) -> Result<Option<Solo5Info>, E
             continue;
         }
         let (off, size) = (ph.p_offset(endian), ph.p_filesz(endian).min(MAX_NOTE));
-        let bytes: &[u8] = data
-            .read_bytes_at(off, size)
-            .map_err(|_| Error::Malformed(format!("note segment at offset {off} runs past the end of the file")))?;
-        let Some((n_type, desc)) = solo5_note(bytes, endian)? else { continue };
+        let bytes: &[u8] = data.read_bytes_at(off, size).map_err(|_| {
+            Error::Malformed(format!(
+                "note segment at offset {off} runs past the end of the file"
+            ))
+        })?;
+        let Some((n_type, desc)) = solo5_note(bytes, endian)? else {
+            continue;
+        };
         match n_type {
             ABI1_NOTE_TYPE => abi = Some(decode_abi(desc, endian)?),
             MFT1_NOTE_TYPE => manifest = Some(decode_manifest(desc, endian)?),
@@ -161,36 +168,57 @@ fn u32_at(b: &[u8], at: usize, endian: Endianness) -> Option<u32> {
 
 /// `(n_type, descriptor)` when the segment starts with a Solo5-owned note.
 fn solo5_note(bytes: &[u8], endian: Endianness) -> Result<Option<(u32, &[u8])>, Error> {
-    let (Some(namesz), Some(descsz), Some(n_type)) =
-        (u32_at(bytes, 0, endian), u32_at(bytes, 4, endian), u32_at(bytes, 8, endian))
-    else {
+    let (Some(namesz), Some(descsz), Some(n_type)) = (
+        u32_at(bytes, 0, endian),
+        u32_at(bytes, 4, endian),
+        u32_at(bytes, 8, endian),
+    ) else {
         return Ok(None);
     };
     if namesz as usize != NOTE_NAME.len() || bytes.get(12..18) != Some(&NOTE_NAME[..]) {
         return Ok(None);
     }
-    let note = if n_type == MFT1_NOTE_TYPE { "manifest" } else { "ABI" };
+    let note = if n_type == MFT1_NOTE_TYPE {
+        "manifest"
+    } else {
+        "ABI"
+    };
     let desc = bytes
         .get(NHDR_SIZE..NHDR_SIZE.saturating_add(descsz as usize))
-        .ok_or_else(|| Error::BadNote { note, why: format!("descriptor of {descsz} bytes is truncated") })?;
+        .ok_or_else(|| Error::BadNote {
+            note,
+            why: format!("descriptor of {descsz} bytes is truncated"),
+        })?;
     Ok(Some((n_type, desc)))
 }
 
 fn decode_abi(desc: &[u8], endian: Endianness) -> Result<Abi, Error> {
-    let bad = |why: &str| Error::BadNote { note: "ABI", why: why.into() };
+    let bad = |why: &str| Error::BadNote {
+        note: "ABI",
+        why: why.into(),
+    };
     let target = u32_at(desc, 0, endian).ok_or_else(|| bad("too short"))?;
     let version = u32_at(desc, 4, endian).ok_or_else(|| bad("too short"))?;
-    Ok(Abi { kind: "solo5.abi", target: Target::from_raw(target), version })
+    Ok(Abi {
+        kind: "solo5.abi",
+        target: Target::from_raw(target),
+        version,
+    })
 }
 
 fn decode_manifest(desc: &[u8], endian: Endianness) -> Result<Manifest, Error> {
-    let bad = |why: String| Error::BadNote { note: "manifest", why };
+    let bad = |why: String| Error::BadNote {
+        note: "manifest",
+        why,
+    };
     // struct mft is 8-aligned: 4 bytes of padding follow the 20-byte header.
     let m = desc.get(4..).ok_or_else(|| bad("too short".into()))?;
     let version = u32_at(m, 0, endian).ok_or_else(|| bad("too short".into()))?;
     let entries = u32_at(m, 4, endian).ok_or_else(|| bad("too short".into()))?;
     if entries > MFT_MAX_ENTRIES {
-        return Err(bad(format!("{entries} entries, at most {MFT_MAX_ENTRIES} allowed")));
+        return Err(bad(format!(
+            "{entries} entries, at most {MFT_MAX_ENTRIES} allowed"
+        )));
     }
     let mut devices = Vec::new();
     for i in 0..entries as usize {
@@ -203,16 +231,24 @@ fn decode_manifest(desc: &[u8], endian: Endianness) -> Result<Manifest, Error> {
             .iter()
             .position(|&b| b == 0)
             .ok_or_else(|| bad(format!("entry {i}: name is not terminated")))?;
-        let name = std::str::from_utf8(&raw_name[..nul]).map_err(|_| bad(format!("entry {i}: name is not UTF-8")))?;
+        let name = std::str::from_utf8(&raw_name[..nul])
+            .map_err(|_| bad(format!("entry {i}: name is not UTF-8")))?;
         let kind = match u32_at(e, MFT_NAME_SIZE, endian).unwrap_or(0) {
             1 => DeviceType::BlockBasic,
             2 => DeviceType::NetBasic,
             MFT_RESERVED_FIRST => continue,
             other => return Err(bad(format!("entry {i}: unknown device type {other}"))),
         };
-        devices.push(Device { name: name.to_owned(), kind });
+        devices.push(Device {
+            name: name.to_owned(),
+            kind,
+        });
     }
-    Ok(Manifest { kind: "solo5.manifest", version, devices })
+    Ok(Manifest {
+        kind: "solo5.manifest",
+        version,
+        devices,
+    })
 }
 
 #[cfg(test)]

@@ -40,13 +40,22 @@ pub struct BuildJson {
     pub artifacts: Vec<FileJson>,
 }
 
+/// The main binary in `GET /job/{job}` rows: `filename` is its last path
+/// component, as builder-web shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFileJson {
+    pub filename: String,
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
 /// One row of `GET /job/{job}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobBuildJson {
     pub uuid: BuildId,
     pub platform: PlatformName,
     pub finish_time: String,
-    pub main_binary: Option<FileJson>,
+    pub main_binary: Option<JobFileJson>,
 }
 
 /// `GET /job/{job}`.
@@ -61,7 +70,7 @@ pub struct LatestJson {
     pub uuid: BuildId,
     pub platform: PlatformName,
     pub finish_time: String,
-    pub main_binary: Option<FileJson>,
+    pub main_binary: Option<JobFileJson>,
 }
 
 /// One row of `GET /`.

@@ -9,8 +9,14 @@ use super::*;
 
 fn images() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new(root.join("scripts/solo5.sh")).output().expect("run scripts/solo5.sh");
-    assert!(out.status.success(), "scripts/solo5.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(root.join("scripts/solo5.sh"))
+        .output()
+        .expect("run scripts/solo5.sh");
+    assert!(
+        out.status.success(),
+        "scripts/solo5.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("images")
 }
 
@@ -33,7 +39,13 @@ fn reads_abi_and_manifest_of_real_images() {
     assert_eq!(info.abi.target, Target::Hvt);
     assert_eq!(info.abi.version, 1);
     let m = info.manifest.expect("manifest");
-    assert_eq!(m.devices, vec![Device { name: "service".into(), kind: DeviceType::NetBasic }]);
+    assert_eq!(
+        m.devices,
+        vec![Device {
+            name: "service".into(),
+            kind: DeviceType::NetBasic
+        }]
+    );
     assert_eq!(
         serde_json::to_value(&m).unwrap(),
         serde_json::json!({"type": "solo5.manifest", "version": 1, "devices": [{"name": "service", "type": "NET_BASIC"}]})
@@ -52,7 +64,10 @@ fn reads_abi_and_manifest_of_real_images() {
 
 #[test]
 fn non_solo5_files() {
-    assert!(matches!(read(b"hello world, not an elf"), Err(Error::NotElf)));
+    assert!(matches!(
+        read(b"hello world, not an elf"),
+        Err(Error::NotElf)
+    ));
     assert!(matches!(read(b""), Err(Error::NotElf)));
     // A real ELF that is not a unikernel: this very test binary.
     let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();

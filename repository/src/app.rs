@@ -1,0 +1,108 @@
+//! The server's shape: shared state, the router (one handler per endpoint),
+//! and `serve` with graceful shutdown. Tests build the same `app` and serve
+//! it in-process on 127.0.0.1:0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Auth;
+use crate::db::{self, Db};
+use crate::http::{files, html, redirects, upload, views};
+use crate::store::{ArtifactStore, LocalStore};
+
+/// How the server is configured, after validation.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub max_upload: u64,
+    pub max_failed_logins: u32,
+    pub login_lockout: Duration,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub store: Arc<dyn ArtifactStore>,
+    pub auth: Arc<Auth>,
+    pub max_upload: u64,
+}
+
+impl AppState {
+    /// Opens the data dir (creating it), the database and the store, and
+    /// removes staging debris left by a crash.
+    pub fn open(cfg: &ServeConfig) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data dir {:?}", cfg.data_dir.display()))?;
+        let db = Db::open(&db::db_path(&cfg.data_dir))?;
+        let store = LocalStore::open(&cfg.data_dir)
+            .with_context(|| format!("opening the store in {:?}", cfg.data_dir.display()))?;
+        let cleaned = store
+            .clean_staging()
+            .context("cleaning the staging folder")?;
+        if cleaned > 0 {
+            tracing::warn!(
+                files = cleaned,
+                "removed staging files left by an earlier run"
+            );
+        }
+        let auth = Auth::new(db.clone(), cfg.max_failed_logins, cfg.login_lockout)?;
+        Ok(AppState {
+            db,
+            store: Arc::new(store),
+            auth: Arc::new(auth),
+            max_upload: cfg.max_upload,
+        })
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(views::jobs))
+        .route("/hash", get(redirects::by_hash))
+        .route("/job/{job}", get(views::job))
+        .route(
+            "/job/{job}/platform/{platform}/upload",
+            post(upload::upload),
+        )
+        .route("/job/{job}/build/latest", get(redirects::latest))
+        .route(
+            "/job/{job}/build/latest/{*rest}",
+            get(redirects::latest_rest),
+        )
+        .route("/job/{job}/build/{uuid}", get(views::build))
+        .route(
+            "/job/{job}/build/{uuid}/main-binary",
+            get(redirects::main_binary),
+        )
+        .route("/job/{job}/build/{uuid}/console", get(files::console))
+        .route("/job/{job}/build/{uuid}/f/{*path}", get(files::artifact))
+        // Uploads stream and enforce their own limit.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(html::error_pages))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets running requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

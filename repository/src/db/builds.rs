@@ -1,0 +1,326 @@
+//! Queries on jobs, builds and artifacts. "Latest" is the build with the
+//! highest id that has a main binary: ids are assigned inside the write
+//! transaction, and SQLite serialises writers, so id order is commit order.
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use uk_digest::Sha256;
+use uk_names::{ArtifactPath, BuildId, JobName, PlatformName};
+use uk_wire::{BuildJson, FileJson, MainBinaryJson};
+
+/// A committed build as stored.
+#[derive(Debug, Clone)]
+pub struct BuildRow {
+    pub id: i64,
+    pub uuid: BuildId,
+    pub job: JobName,
+    pub platform: PlatformName,
+    pub start_time: String,
+    pub finish_time: String,
+    pub main_binary: Option<ArtifactPath>,
+    pub solo5_abi: Option<serde_json::Value>,
+    pub solo5_manifest: Option<serde_json::Value>,
+    pub artifacts: Vec<FileJson>,
+}
+
+impl BuildRow {
+    pub fn main_file(&self) -> Option<&FileJson> {
+        let main = self.main_binary.as_ref()?;
+        self.artifacts.iter().find(|a| &a.filepath == main)
+    }
+
+    /// The build JSON of CONTRACT.md §2.
+    pub fn to_json(&self) -> BuildJson {
+        let main_binary_file = self.main_file().map(|m| {
+            let sig = format!("{}.minisig", m.filepath);
+            MainBinaryJson {
+                filepath: m.filepath.clone(),
+                sha256: m.sha256,
+                size: m.size,
+                signature: self
+                    .artifacts
+                    .iter()
+                    .find(|a| a.filepath.as_str() == sig)
+                    .map(|a| a.filepath.clone()),
+            }
+        });
+        BuildJson {
+            job: self.job.clone(),
+            uuid: self.uuid,
+            platform: self.platform.clone(),
+            start_time: self.start_time.clone(),
+            finish_time: self.finish_time.clone(),
+            main_binary: main_binary_file.is_some(),
+            solo5_abi: self.solo5_abi.clone(),
+            solo5_manifest: self.solo5_manifest.clone(),
+            main_binary_file,
+            artifacts: self.artifacts.clone(),
+        }
+    }
+}
+
+/// A build about to be committed; its files are already durable in the store.
+pub struct NewBuild {
+    pub uuid: BuildId,
+    pub job: JobName,
+    pub platform: PlatformName,
+    pub start_time: String,
+    pub main_binary: Option<ArtifactPath>,
+    pub solo5_abi: Option<serde_json::Value>,
+    pub solo5_manifest: Option<serde_json::Value>,
+    pub uploader: String,
+    pub artifacts: Vec<FileJson>,
+}
+
+pub enum Inserted {
+    Created(BuildRow),
+    /// The upload repeated the job's latest main binary: nothing was added.
+    Existing(BuildRow),
+}
+
+const BUILD_COLS: &str = "b.id, b.uuid, j.name, b.platform, b.start_time, b.finish_time, b.main_binary, b.solo5_abi, b.solo5_manifest";
+
+fn parse<T: std::str::FromStr>(s: String, what: &str) -> rusqlite::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("bad {what} in database: {e}").into(),
+        )
+    })
+}
+
+fn json_col(s: Option<String>) -> Option<serde_json::Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+fn build_from_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
+    Ok(BuildRow {
+        id: r.get(0)?,
+        uuid: parse(r.get(1)?, "uuid")?,
+        job: parse(r.get(2)?, "job")?,
+        platform: parse(r.get(3)?, "platform")?,
+        start_time: r.get(4)?,
+        finish_time: r.get(5)?,
+        main_binary: r
+            .get::<_, Option<String>>(6)?
+            .map(|s| parse(s, "filepath"))
+            .transpose()?,
+        solo5_abi: json_col(r.get(7)?),
+        solo5_manifest: json_col(r.get(8)?),
+        artifacts: Vec::new(),
+    })
+}
+
+fn artifacts_of(conn: &Connection, build_id: i64) -> anyhow::Result<Vec<FileJson>> {
+    let mut st = conn.prepare_cached(
+        "SELECT filepath, sha256, size FROM artifacts WHERE build_id = ?1 ORDER BY filepath",
+    )?;
+    let rows = st.query_map([build_id], |r| {
+        Ok(FileJson {
+            filepath: parse(r.get(0)?, "filepath")?,
+            sha256: parse(r.get(1)?, "sha256")?,
+            size: r.get::<_, i64>(2)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn with_artifacts(conn: &Connection, row: Option<BuildRow>) -> anyhow::Result<Option<BuildRow>> {
+    match row {
+        Some(mut b) => {
+            b.artifacts = artifacts_of(conn, b.id)?;
+            Ok(Some(b))
+        }
+        None => Ok(None),
+    }
+}
+
+pub fn job_exists(conn: &Connection, job: &JobName) -> anyhow::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM jobs WHERE name = ?1")?
+        .query_row([job.as_str()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The latest build of a job with a main binary, optionally of one platform.
+pub fn latest(
+    conn: &Connection,
+    job: &JobName,
+    platform: Option<&PlatformName>,
+) -> anyhow::Result<Option<BuildRow>> {
+    let sql = format!(
+        "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id
+         WHERE j.name = ?1 AND b.main_binary IS NOT NULL AND (?2 IS NULL OR b.platform = ?2)
+         ORDER BY b.id DESC LIMIT 1"
+    );
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row(
+            params![job.as_str(), platform.map(|p| p.as_str())],
+            build_from_row,
+        )
+        .optional()?;
+    with_artifacts(conn, row)
+}
+
+/// One build of a job.
+pub fn build(conn: &Connection, job: &JobName, uuid: &BuildId) -> anyhow::Result<Option<BuildRow>> {
+    let sql = format!(
+        "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id WHERE j.name = ?1 AND b.uuid = ?2"
+    );
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row(params![job.as_str(), uuid.to_string()], build_from_row)
+        .optional()?;
+    with_artifacts(conn, row)
+}
+
+/// All builds of a job, newest first; `None` when the job does not exist.
+pub fn job_builds(
+    conn: &Connection,
+    job: &JobName,
+    platform: Option<&PlatformName>,
+) -> anyhow::Result<Option<Vec<BuildRow>>> {
+    if !job_exists(conn, job)? {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id
+         WHERE j.name = ?1 AND (?2 IS NULL OR b.platform = ?2) ORDER BY b.id DESC"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows: Vec<BuildRow> = st
+        .query_map(
+            params![job.as_str(), platform.map(|p| p.as_str())],
+            build_from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.extend(with_artifacts(conn, Some(r))?);
+    }
+    Ok(Some(out))
+}
+
+/// Every job with its synopsis, by name.
+pub fn jobs(conn: &Connection) -> anyhow::Result<Vec<(JobName, Option<String>)>> {
+    let mut st = conn.prepare_cached("SELECT name, synopsis FROM jobs ORDER BY name")?;
+    let rows = st.query_map([], |r| Ok((parse(r.get(0)?, "job")?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Digest and size of one artifact of a build.
+pub fn artifact(
+    conn: &Connection,
+    job: &JobName,
+    uuid: &BuildId,
+    path: &ArtifactPath,
+) -> anyhow::Result<Option<(Sha256, u64)>> {
+    conn.prepare_cached(
+        "SELECT a.sha256, a.size FROM artifacts a JOIN builds b ON b.id = a.build_id JOIN jobs j ON j.id = b.job_id
+         WHERE j.name = ?1 AND b.uuid = ?2 AND a.filepath = ?3",
+    )?
+    .query_row(params![job.as_str(), uuid.to_string(), path.as_str()], |r| {
+        Ok((parse(r.get(0)?, "sha256")?, r.get::<_, i64>(1)? as u64))
+    })
+    .optional()
+    .context("looking up an artifact")
+}
+
+/// The newest build holding an artifact with this digest.
+pub fn build_by_hash(
+    conn: &Connection,
+    sha: &Sha256,
+) -> anyhow::Result<Option<(JobName, BuildId)>> {
+    conn.prepare_cached(
+        "SELECT j.name, b.uuid FROM artifacts a JOIN builds b ON b.id = a.build_id JOIN jobs j ON j.id = b.job_id
+         WHERE a.sha256 = ?1 ORDER BY b.id DESC LIMIT 1",
+    )?
+    .query_row([sha.to_hex()], |r| Ok((parse(r.get(0)?, "job")?, parse(r.get(1)?, "uuid")?)))
+    .optional()
+    .context("looking up a digest")
+}
+
+/// Commits a build in one transaction, unless it repeats the job's latest
+/// main binary (a CI retry), in which case that build is returned.
+pub fn insert_build(
+    conn: &mut Connection,
+    nb: NewBuild,
+    finish_time: String,
+) -> anyhow::Result<Inserted> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(main) = &nb.main_binary {
+        let new_sha = nb
+            .artifacts
+            .iter()
+            .find(|a| &a.filepath == main)
+            .map(|a| a.sha256);
+        if let Some(prev) = latest(&tx, &nb.job, None)? {
+            let same = prev.platform == nb.platform
+                && prev.main_binary.as_ref() == Some(main)
+                && prev.main_file().map(|f| f.sha256) == new_sha;
+            if same {
+                return Ok(Inserted::Existing(prev));
+            }
+        }
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO jobs (name) VALUES (?1)",
+        [nb.job.as_str()],
+    )?;
+    let job_id: i64 = tx.query_row(
+        "SELECT id FROM jobs WHERE name = ?1",
+        [nb.job.as_str()],
+        |r| r.get(0),
+    )?;
+    let main_sha = nb
+        .main_binary
+        .as_ref()
+        .and_then(|m| nb.artifacts.iter().find(|a| &a.filepath == m))
+        .map(|a| a.sha256.to_hex());
+    tx.execute(
+        "INSERT INTO builds (uuid, job_id, platform, start_time, finish_time, main_binary, main_sha256, solo5_abi, solo5_manifest, uploader)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            nb.uuid.to_string(),
+            job_id,
+            nb.platform.as_str(),
+            nb.start_time,
+            finish_time,
+            nb.main_binary.as_ref().map(|m| m.as_str()),
+            main_sha,
+            nb.solo5_abi.as_ref().map(|v| v.to_string()),
+            nb.solo5_manifest.as_ref().map(|v| v.to_string()),
+            nb.uploader,
+        ],
+    )?;
+    let build_id = tx.last_insert_rowid();
+    for a in &nb.artifacts {
+        tx.execute(
+            "INSERT INTO artifacts (build_id, filepath, sha256, size) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                build_id,
+                a.filepath.as_str(),
+                a.sha256.to_hex(),
+                a.size as i64
+            ],
+        )?;
+    }
+    let row = build(&tx, &nb.job, &nb.uuid)?.context("reading back the new build")?;
+    tx.commit().context("committing the build")?;
+    Ok(Inserted::Created(row))
+}
+
+/// Every digest referenced by any build (for checks of the store).
+pub fn all_artifact_digests(conn: &Connection) -> anyhow::Result<Vec<(Sha256, u64)>> {
+    let mut st = conn.prepare("SELECT DISTINCT sha256, size FROM artifacts")?;
+    let rows = st.query_map([], |r| {
+        Ok((parse(r.get(0)?, "sha256")?, r.get::<_, i64>(1)? as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,113 @@
+//! The one error type of every handler, and its mapping to a status and a
+//! `{"error": "..."}` body (turned into HTML for browsers by `http/html.rs`).
+//! 4xx bodies say what was wrong; 5xx bodies are generic and the cause chain
+//! is logged.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use uk_digest::Sha256;
+use uk_wire::ErrorJson;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the upload exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error(
+        "Content-Digest mismatch: the request announced sha256 {expected} but the image has sha256 {actual}"
+    )]
+    DigestMismatch { expected: Sha256, actual: Sha256 },
+    #[error("the requested range is not satisfiable for {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("too many failed logins from this address; try again later")]
+    TooManyLogins,
+    #[error("the repository has no space left")]
+    NoSpace,
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(e: impl std::fmt::Display) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+
+    /// Maps an I/O failure while storing: a full disk is the client's 507,
+    /// anything else is ours.
+    pub fn from_io(e: std::io::Error, context: &str) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull
+            || e.kind() == std::io::ErrorKind::QuotaExceeded
+        {
+            ApiError::NoSpace
+        } else {
+            ApiError::Internal(anyhow::Error::new(e).context(context.to_owned()))
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::DigestMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::TooManyLogins => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let mut resp = (
+            status,
+            Json(ErrorJson {
+                error: self.to_string(),
+            }),
+        )
+            .into_response();
+        let h = resp.headers_mut();
+        match &self {
+            ApiError::Unauthorized(_) => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"unikernel-repo\", Bearer"),
+                );
+            }
+            ApiError::RangeNotSatisfiable { size } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    h.insert(header::CONTENT_RANGE, v);
+                }
+            }
+            ApiError::TooManyLogins => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}

@@ -1,0 +1,259 @@
+//! `POST /job/{job}/platform/{platform}/upload?binary_name=`: authenticate,
+//! stage every file while hashing (raw body or multipart), check the
+//! `Content-Digest`, read the Solo5 notes, move the files into the store
+//! (fsynced), then commit the build in one transaction. Any failure before
+//! the commit leaves nothing visible; staged files are removed on drop.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use uk_digest::{Staged, parse_content_digest};
+use uk_names::{ArtifactPath, BinaryName, BuildId, JobName, PlatformName};
+use uk_wire::FileJson;
+
+use crate::app::AppState;
+use crate::db::builds::{Inserted, NewBuild};
+use crate::error::ApiError;
+use crate::staging::stage_stream;
+use crate::time::now_rfc3339;
+
+/// At most this many parts in one multipart upload.
+const MAX_PARTS: usize = 32;
+
+#[derive(serde::Deserialize)]
+pub struct UploadQuery {
+    binary_name: Option<String>,
+}
+
+/// What the body held, staged and hashed.
+struct Received {
+    main: Option<(ArtifactPath, Staged)>,
+    others: Vec<(ArtifactPath, Staged)>,
+}
+
+pub async fn upload(
+    State(st): State<AppState>,
+    Path((job, platform)): Path<(String, String)>,
+    Query(q): Query<UploadQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let start_time = now_rfc3339();
+    let job: JobName = job.parse().map_err(ApiError::bad_request)?;
+    let platform: PlatformName = platform.parse().map_err(ApiError::bad_request)?;
+    let binary_name: Option<BinaryName> = q
+        .binary_name
+        .map(|b| b.parse())
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let who = st.auth.authenticate(&headers, peer.ip()).await?;
+    st.auth.authorize_upload(&who, &job).await?;
+
+    let expected = match headers.get("content-digest") {
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| ApiError::BadRequest("Content-Digest is not ASCII".into()))?;
+            parse_content_digest(v).map_err(ApiError::bad_request)?
+        }
+        None => None,
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > st.max_upload) {
+        return Err(ApiError::TooLarge {
+            limit: st.max_upload,
+        });
+    }
+
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let received = if content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        receive_multipart(&st, content_type, body, binary_name).await?
+    } else {
+        let name = binary_name.ok_or_else(|| {
+            ApiError::BadRequest("the query parameter binary_name is required".into())
+        })?;
+        let mut budget = st.max_upload;
+        let staged = stage_stream(
+            &st.store,
+            body.into_data_stream(),
+            &mut budget,
+            st.max_upload,
+        )
+        .await?;
+        Received {
+            main: Some((ArtifactPath::main_binary(&name), staged)),
+            others: vec![],
+        }
+    };
+
+    let Some((main_path, main)) = received.main else {
+        return Err(ApiError::BadRequest(
+            "the upload has no image (a part named \"binary\")".into(),
+        ));
+    };
+    if let Some(expected) = expected
+        && expected != main.sha256
+    {
+        return Err(ApiError::DigestMismatch {
+            expected,
+            actual: main.sha256,
+        });
+    }
+    let (solo5_abi, solo5_manifest) = solo5_json(main.path()).await;
+
+    let mut artifacts = vec![FileJson {
+        filepath: main_path.clone(),
+        sha256: main.sha256,
+        size: main.size,
+    }];
+    artifacts.extend(received.others.iter().map(|(p, s)| FileJson {
+        filepath: p.clone(),
+        sha256: s.sha256,
+        size: s.size,
+    }));
+    let mut staged = vec![main];
+    staged.extend(received.others.into_iter().map(|(_, s)| s));
+    let store = st.store.clone();
+    tokio::task::spawn_blocking(move || staged.into_iter().try_for_each(|s| store.put(s)))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::from_io(e, "storing the artifacts"))?;
+
+    let new = NewBuild {
+        uuid: BuildId::new_random(),
+        job: job.clone(),
+        platform,
+        start_time,
+        main_binary: Some(main_path),
+        solo5_abi,
+        solo5_manifest,
+        uploader: who.label(),
+        artifacts,
+    };
+    let inserted = st
+        .db
+        .write(move |c| crate::db::builds::insert_build(c, new, now_rfc3339()))
+        .await?;
+    let (status, row) = match inserted {
+        Inserted::Created(row) => (StatusCode::CREATED, row),
+        Inserted::Existing(row) => (StatusCode::OK, row),
+    };
+    if status == StatusCode::CREATED {
+        tracing::info!(job = %job, build = %row.uuid, uploader = %who.label(), "build committed");
+    }
+    let location = format!("/job/{}/build/{}", row.job, row.uuid);
+    let mut resp = (status, Json(row.to_json())).into_response();
+    resp.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    Ok(resp)
+}
+
+async fn receive_multipart(
+    st: &AppState,
+    content_type: &str,
+    body: Body,
+    binary_name: Option<BinaryName>,
+) -> Result<Received, ApiError> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| ApiError::BadRequest(format!("bad multipart Content-Type: {e}")))?;
+    let mut mp = multer::Multipart::new(body.into_data_stream(), boundary);
+    let mut budget = st.max_upload;
+    let mut got = Received {
+        main: None,
+        others: vec![],
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut parts = 0;
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?
+    {
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(ApiError::BadRequest(format!(
+                "too many parts: at most {MAX_PARTS} are allowed"
+            )));
+        }
+        let name = field.name().unwrap_or("").to_owned();
+        let path = if name == "binary" {
+            let bin = match (&binary_name, field.file_name()) {
+                (Some(b), _) => b.clone(),
+                (None, Some(f)) => f.parse().map_err(ApiError::bad_request)?,
+                (None, None) => {
+                    return Err(ApiError::BadRequest(
+                        "binary_name is required (query or the part's filename)".into(),
+                    ));
+                }
+            };
+            ArtifactPath::main_binary(&bin)
+        } else {
+            name.parse::<ArtifactPath>()
+                .map_err(ApiError::bad_request)?
+        };
+        if !seen.insert(path.clone()) {
+            return Err(ApiError::BadRequest(format!(
+                "artifact {:?} appears twice",
+                path.as_str()
+            )));
+        }
+        if name != "binary" && got.main.as_ref().is_some_and(|(p, _)| p == &path) {
+            return Err(ApiError::BadRequest(format!(
+                "artifact {:?} collides with the image",
+                path.as_str()
+            )));
+        }
+        let staged = stage_stream(&st.store, field, &mut budget, st.max_upload).await?;
+        if name == "binary" {
+            got.main = Some((path, staged));
+        } else {
+            got.others.push((path, staged));
+        }
+    }
+    if let Some((main, _)) = &got.main
+        && got.others.iter().any(|(p, _)| p == main)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "artifact {:?} collides with the image",
+            main.as_str()
+        )));
+    }
+    Ok(got)
+}
+
+/// The image's Solo5 notes as builder-web shows them; nulls for other files.
+async fn solo5_json(
+    path: &std::path::Path,
+) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
+    let path = path.to_owned();
+    let info = tokio::task::spawn_blocking(move || {
+        let f = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+        solo5_elf::read_solo5_info(f).ok().flatten()
+    })
+    .await
+    .ok()
+    .flatten();
+    match info {
+        Some(i) => (
+            serde_json::to_value(&i.abi).ok(),
+            i.manifest.and_then(|m| serde_json::to_value(&m).ok()),
+        ),
+        None => (None, None),
+    }
+}

@@ -1,0 +1,125 @@
+//! `unikernel-repo`: the repository server and its admin commands.
+//!
+//! `serve` runs the HTTP API of CONTRACT.md §2 over a data directory (one
+//! SQLite database plus content-addressed artifact files); `user` and
+//! `access` manage who may upload (§3), on the same data directory, also
+//! while the server runs. See `app.rs` for the server's shape.
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod http;
+mod size;
+mod staging;
+pub mod store;
+mod time;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+pub use size::parse_size;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "unikernel-repo",
+    version,
+    about = "The unikernel repository: keeps every build, names the latest, serves them over HTTP."
+)]
+pub struct Args {
+    /// Data directory: the SQLite database and the artifact files.
+    #[arg(
+        long,
+        env = "UKREPO_DATA_DIR",
+        default_value = "/var/lib/unikernel-repo",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Manage the users who may upload.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Grant or revoke a restricted user's access to a job.
+    #[command(subcommand)]
+    Access(admin::AccessCommand),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, env = "UKREPO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Largest accepted upload (all files of one build), e.g. 512M, 4G, 1073741824.
+    #[arg(long, env = "UKREPO_MAX_UPLOAD_SIZE", default_value = "4G", value_parser = parse_size)]
+    pub max_upload_size: u64,
+
+    /// Failed logins from one address before it gets 429.
+    #[arg(long, env = "UKREPO_MAX_FAILED_LOGINS", default_value_t = 10)]
+    pub max_failed_logins: u32,
+
+    /// How long an address stays locked out after too many failed logins.
+    #[arg(long, env = "UKREPO_LOGIN_LOCKOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub login_lockout: Duration,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Serve(s) => serve(args.data_dir, s),
+        Command::User(cmd) => admin::user(&args.data_dir, cmd),
+        Command::Access(cmd) => admin::access(&args.data_dir, cmd),
+    }
+}
+
+fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = app::ServeConfig {
+        data_dir,
+        max_upload: s.max_upload_size,
+        max_failed_logins: s.max_failed_logins,
+        login_lockout: s.login_lockout,
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    rt.block_on(async {
+        let state = app::AppState::open(&cfg)?;
+        let listener = tokio::net::TcpListener::bind(s.listen)
+            .await
+            .with_context(|| format!("binding {}", s.listen))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "serving");
+        app::serve(listener, state, shutdown_signal())
+            .await
+            .context("serving")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,151 @@
+//! Artifact bytes, content-addressed, behind a small interface so that an
+//! S3-compatible object store can be added beside the local one.
+//!
+//! The local store keeps `artifacts/<aa>/<sha256>` under the data dir and
+//! stages uploads in `staging/` on the same file system: a staged file is
+//! written while hashed, fsynced, verified by the caller, then renamed into
+//! place and its directory fsynced. Files in the store are never modified.
+
+use std::fs;
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use uk_digest::{AtomicFile, Sha256, Staged, fsync_dir};
+
+/// Bytes of one artifact (or of a range of it) and their count.
+pub struct ArtifactBody {
+    pub reader: Pin<Box<dyn AsyncRead + Send>>,
+    pub len: u64,
+}
+
+/// Where artifact bytes live.
+pub trait ArtifactStore: Send + Sync + 'static {
+    /// A new staging file; write the bytes, then [`AtomicFile::finish`].
+    fn begin(&self) -> io::Result<AtomicFile>;
+    /// Stores a verified staged file under its digest (nothing to do if an
+    /// identical artifact is already stored: the staged copy is dropped).
+    fn put(&self, staged: Staged) -> io::Result<()>;
+    /// The bytes `[start, start+len)` of an artifact, or all of it.
+    fn get(&self, sha: &Sha256, range: Option<(u64, u64)>) -> io::Result<Option<ArtifactBody>>;
+    fn exists(&self, sha: &Sha256) -> io::Result<bool>;
+    fn delete(&self, sha: &Sha256) -> io::Result<()>;
+    /// Removes staging debris left by a crash; returns how many files.
+    fn clean_staging(&self) -> io::Result<usize>;
+}
+
+/// The embedded default: files under the data directory.
+pub struct LocalStore {
+    artifacts: PathBuf,
+    staging: PathBuf,
+}
+
+impl LocalStore {
+    pub fn open(data_dir: &Path) -> io::Result<LocalStore> {
+        let store = LocalStore {
+            artifacts: data_dir.join("artifacts"),
+            staging: data_dir.join("staging"),
+        };
+        fs::create_dir_all(&store.artifacts)?;
+        fs::create_dir_all(&store.staging)?;
+        Ok(store)
+    }
+
+    pub fn path_of(&self, sha: &Sha256) -> PathBuf {
+        let hex = sha.to_hex();
+        self.artifacts.join(&hex[..2]).join(hex)
+    }
+}
+
+impl ArtifactStore for LocalStore {
+    fn begin(&self) -> io::Result<AtomicFile> {
+        AtomicFile::new_in(&self.staging, "upload")
+    }
+
+    fn put(&self, staged: Staged) -> io::Result<()> {
+        let dest = self.path_of(&staged.sha256);
+        if dest.exists() {
+            return Ok(());
+        }
+        let dir = dest.parent().expect("artifact paths have a parent");
+        if !dir.exists() {
+            fs::create_dir_all(dir)?;
+            fsync_dir(&self.artifacts)?;
+        }
+        staged.persist(&dest)
+    }
+
+    fn get(&self, sha: &Sha256, range: Option<(u64, u64)>) -> io::Result<Option<ArtifactBody>> {
+        let mut file = match fs::File::open(self.path_of(sha)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let total = file.metadata()?.len();
+        let (start, len) = range.unwrap_or((0, total));
+        if start.saturating_add(len) > total {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "stored artifact is shorter than recorded",
+            ));
+        }
+        file.seek(SeekFrom::Start(start))?;
+        let reader = tokio::fs::File::from_std(file).take(len);
+        Ok(Some(ArtifactBody {
+            reader: Box::pin(reader),
+            len,
+        }))
+    }
+
+    fn exists(&self, sha: &Sha256) -> io::Result<bool> {
+        self.path_of(sha).try_exists()
+    }
+
+    fn delete(&self, sha: &Sha256) -> io::Result<()> {
+        match fs::remove_file(self.path_of(sha)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn clean_staging(&self) -> io::Result<usize> {
+        let mut n = 0;
+        for entry in fs::read_dir(&self.staging)? {
+            fs::remove_file(entry?.path())?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_range_exists_delete_and_dedupe() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let mut f = store.begin().unwrap();
+        f.write_all(b"0123456789").unwrap();
+        let staged = f.finish().unwrap();
+        let sha = staged.sha256;
+        store.put(staged).unwrap();
+        assert!(store.exists(&sha).unwrap());
+        // Same bytes again: stored once, staging left empty.
+        let mut g = store.begin().unwrap();
+        g.write_all(b"0123456789").unwrap();
+        store.put(g.finish().unwrap()).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("staging")).unwrap().count(), 0);
+        let mut body = store.get(&sha, Some((2, 3))).unwrap().unwrap();
+        let mut out = String::new();
+        body.reader.read_to_string(&mut out).await.unwrap();
+        assert_eq!((out.as_str(), body.len), ("234", 3));
+        store.delete(&sha).unwrap();
+        assert!(!store.exists(&sha).unwrap());
+        assert!(store.get(&sha, None).unwrap().is_none());
+    }
+}

@@ -1,0 +1,259 @@
+//! Test helpers: the real server started in-process on 127.0.0.1:0 (on its
+//! own runtime thread, so tests stay plain blocking code), users added
+//! through the same code as `unikernel-repo user add`, and an HTTP agent
+//! that neither follows redirects nor turns statuses into errors.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use unikernel_repo::app::{AppState, ServeConfig};
+use unikernel_repo::auth::password;
+use unikernel_repo::db::{self, users};
+
+pub struct Server {
+    pub url: String,
+    pub data: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub fn config(data: &Path) -> ServeConfig {
+    ServeConfig {
+        data_dir: data.to_owned(),
+        max_upload: 64 << 20,
+        max_failed_logins: 5,
+        login_lockout: Duration::from_secs(300),
+    }
+}
+
+pub fn start() -> Server {
+    start_with(|_| {})
+}
+
+pub fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    tweak(&mut cfg);
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let state = AppState::open(&cfg).unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            unikernel_repo::app::serve(listener, state, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .unwrap();
+        });
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not start");
+    Server {
+        url: format!("http://{addr}"),
+        data,
+        shutdown: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Server {
+    pub fn add_user(&self, name: &str, pw: &str, unrestricted: bool) {
+        let conn = db::open(&db::db_path(self.data.path())).unwrap();
+        users::add(&conn, name, &password::hash(pw).unwrap(), unrestricted).unwrap();
+    }
+
+    pub fn grant(&self, name: &str, job: &str) {
+        let mut conn = db::open(&db::db_path(self.data.path())).unwrap();
+        users::grant(&mut conn, name, &job.parse().unwrap()).unwrap();
+    }
+
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.data.path().join("artifacts")
+    }
+
+    pub fn staging_count(&self) -> usize {
+        std::fs::read_dir(self.data.path().join("staging"))
+            .unwrap()
+            .count()
+    }
+}
+
+/// Number of files under the artifact store.
+pub fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+pub fn basic(user: &str, pw: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    )
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn collect(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
+    let mut r = r.expect("request failed");
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    Resp {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        body,
+    }
+}
+
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = agent().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    collect(req.call())
+}
+
+pub fn get_json(url: &str) -> Resp {
+    get(url, &[("Accept", "application/json")])
+}
+
+/// Raw upload of `bytes` as `binary_name` with optional auth and extra headers.
+pub fn upload_raw(
+    base: &str,
+    job: &str,
+    binary_name: &str,
+    bytes: &[u8],
+    auth: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let url = format!("{base}/job/{job}/platform/debian-12/upload?binary_name={binary_name}");
+    let mut req = agent()
+        .post(&url)
+        .header("Content-Type", "application/octet-stream");
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    collect(req.send(bytes))
+}
+
+/// A multipart body with the given (name, filename, bytes) parts.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----ukrepo-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n")
+                    .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+pub fn upload_multipart(
+    base: &str,
+    job: &str,
+    query: &str,
+    parts: &[(&str, Option<&str>, &[u8])],
+    auth: &str,
+) -> Resp {
+    let (ct, body) = multipart(parts);
+    let url = format!("{base}/job/{job}/platform/debian-12/upload{query}");
+    collect(
+        agent()
+            .post(&url)
+            .header("Content-Type", &ct)
+            .header("Authorization", auth)
+            .send(&body[..]),
+    )
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    uk_digest::hash_reader(bytes).unwrap().0.to_string()
+}
+
+/// Builds the Solo5 test images (idempotent) and returns their folder.
+pub fn solo5_images() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(root.join("scripts/solo5.sh"))
+        .output()
+        .expect("run scripts/solo5.sh");
+    assert!(
+        out.status.success(),
+        "scripts/solo5.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("images")
+}

@@ -1,0 +1,236 @@
+//! [`Client`]: a ureq agent (rustls; system roots plus `--cacert`), the base
+//! URL, and the caller's credentials, which are sent as headers and never
+//! printed: errors name the method, URL and status, not the request.
+
+use std::fmt;
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
+use uk_names::{BuildId, JobName, PlatformName};
+use uk_wire::{BuildJson, ErrorJson};
+
+use crate::ConnectArgs;
+use crate::retry::{Attempt, with_retries};
+
+/// A credential; its Debug form hides the value.
+#[derive(Clone)]
+pub enum Credential {
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Basic { user, .. } => write!(f, "Basic({user:?}, <redacted>)"),
+            Credential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+impl Credential {
+    fn header(&self) -> String {
+        use base64::Engine;
+        match self {
+            Credential::Basic { user, password } => {
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+            }
+            Credential::Bearer(t) => format!("Bearer {t}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{method} {url}: the server answered {status}: {message}")]
+    Status { method: &'static str, url: String, status: u16, message: String },
+    #[error("{method} {url}: {source}")]
+    Transport {
+        method: &'static str,
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ClientError {
+    /// Worth another attempt: the network, a busy or broken server.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Status { status, .. } => *status >= 500 || *status == 429,
+            ClientError::Transport { source, .. } => !matches!(source, ureq::Error::BadUri(_) | ureq::Error::Http(_)),
+            ClientError::Other(_) => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    credential: Option<Credential>,
+    pub retries: u32,
+    pub verbose: bool,
+}
+
+fn first_line(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    let s = std::fs::read_to_string(path).with_context(|| format!("reading the {what} file {:?}", path.display()))?;
+    let line = s.lines().next().unwrap_or("").trim().to_owned();
+    if line.is_empty() {
+        bail!("the {what} file {:?} is empty", path.display());
+    }
+    Ok(line)
+}
+
+fn credential(args: &ConnectArgs) -> anyhow::Result<Option<Credential>> {
+    if let Some(path) = &args.token_file {
+        return Ok(Some(Credential::Bearer(first_line(path, "token")?)));
+    }
+    if let Ok(t) = std::env::var("UKREPO_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(Some(Credential::Bearer(t.trim().to_owned())));
+    }
+    let Some(user) = &args.user else { return Ok(None) };
+    let password = match &args.password_file {
+        Some(p) => first_line(p, "password")?,
+        None => std::env::var("UKREPO_PASSWORD")
+            .map_err(|_| anyhow::anyhow!("user {user:?} is set but neither UKREPO_PASSWORD nor --password-file is"))?,
+    };
+    Ok(Some(Credential::Basic { user: user.clone(), password }))
+}
+
+fn load_pem(p: &std::path::Path, required: bool, certs: &mut Vec<ureq::tls::Certificate<'static>>) -> anyhow::Result<()> {
+    let pem = match std::fs::read(p) {
+        Ok(b) => b,
+        Err(_) if !required => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading the CA file {:?}", p.display())),
+    };
+    for item in ureq::tls::parse_pem(&pem) {
+        if let PemItem::Certificate(c) = item.with_context(|| format!("parsing the CA file {:?}", p.display()))? {
+            certs.push(c);
+        }
+    }
+    Ok(())
+}
+
+fn tls_config(cacert: Option<&std::path::Path>) -> anyhow::Result<TlsConfig> {
+    let Some(path) = cacert else {
+        return Ok(TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build());
+    };
+    let mut certs = Vec::new();
+    load_pem(path, true, &mut certs)?;
+    if certs.is_empty() {
+        bail!("the CA file {:?} holds no certificate", path.display());
+    }
+    // Keep trusting the system roots too.
+    let system = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    load_pem(system.as_deref().unwrap_or(std::path::Path::new("/etc/ssl/certs/ca-certificates.crt")), false, &mut certs)?;
+    Ok(TlsConfig::builder().root_certs(RootCerts::new_with_certs(&certs)).build())
+}
+
+impl Client {
+    pub fn new(args: &ConnectArgs) -> anyhow::Result<Client> {
+        let base = args.url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("--url {:?} must start with http:// or https://", args.url);
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
+            .tls_config(tls_config(args.cacert.as_deref())?)
+            .user_agent(concat!("ukrepo-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Client { agent, base, credential: credential(args)?, retries: args.retries, verbose: args.verbose })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `base` + an absolute path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn has_credential(&self) -> bool {
+        self.credential.is_some()
+    }
+
+    pub fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let req = self.agent.get(url);
+        match &self.credential {
+            Some(c) => req.header("Authorization", c.header()),
+            None => req,
+        }
+    }
+
+    pub fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let req = self.agent.post(url);
+        match &self.credential {
+            Some(c) => req.header("Authorization", c.header()),
+            None => req,
+        }
+    }
+
+    /// Turns a response into an error unless its status is 2xx.
+    pub fn check(method: &'static str, url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        let mut text = String::new();
+        let _ = resp.into_body().into_reader().take(64 * 1024).read_to_string(&mut text);
+        let message = serde_json::from_str::<ErrorJson>(&text)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| text.chars().take(200).collect::<String>().trim().to_owned());
+        Err(ClientError::Status { method, url: url.to_owned(), status, message })
+    }
+
+    /// GET a JSON document, following redirects, retrying transient failures.
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
+        with_retries(self.retries, self.verbose, |_| {
+            let resp = match self.get(url).header("Accept", "application/json").call() {
+                Ok(r) => r,
+                Err(e) => return Attempt::Transient(ClientError::Transport { method: "GET", url: url.to_owned(), source: e }),
+            };
+            let mut resp = match Self::check("GET", url, resp) {
+                Ok(r) => r,
+                Err(e) if e.is_transient() => return Attempt::Transient(e),
+                Err(e) => return Attempt::Fatal(e),
+            };
+            match resp.body_mut().with_config().limit(16 << 20).read_to_vec() {
+                Ok(bytes) => match serde_json::from_slice(&bytes) {
+                    Ok(v) => Attempt::Done(v),
+                    Err(e) => Attempt::Fatal(ClientError::Other(format!("GET {url}: the answer is not the expected JSON: {e}"))),
+                },
+                Err(e) => Attempt::Transient(ClientError::Transport { method: "GET", url: url.to_owned(), source: e }),
+            }
+        })
+    }
+
+    /// The latest build of a job (with a main binary), optionally of one platform.
+    pub fn latest_build(&self, job: &JobName, platform: Option<&PlatformName>) -> Result<BuildJson, ClientError> {
+        let mut url = self.url(&format!("/job/{job}/build/latest"));
+        if let Some(p) = platform {
+            url.push_str(&format!("?platform={p}"));
+        }
+        self.get_json(&url)
+    }
+
+    pub fn build(&self, job: &JobName, uuid: &BuildId) -> Result<BuildJson, ClientError> {
+        self.get_json(&self.url(&format!("/job/{job}/build/{uuid}")))
+    }
+}

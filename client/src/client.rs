@@ -7,9 +7,9 @@ use std::io::Read;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ureq::tls::{PemItem, RootCerts, TlsConfig};
 use uk_names::{BuildId, JobName, PlatformName};
 use uk_wire::{BuildJson, ErrorJson};
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
 use crate::ConnectArgs;
 use crate::retry::{Attempt, with_retries};
@@ -35,7 +35,10 @@ impl Credential {
         use base64::Engine;
         match self {
             Credential::Basic { user, password } => {
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+                )
             }
             Credential::Bearer(t) => format!("Bearer {t}"),
         }
@@ -45,7 +48,12 @@ impl Credential {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{method} {url}: the server answered {status}: {message}")]
-    Status { method: &'static str, url: String, status: u16, message: String },
+    Status {
+        method: &'static str,
+        url: String,
+        status: u16,
+        message: String,
+    },
     #[error("{method} {url}: {source}")]
     Transport {
         method: &'static str,
@@ -62,7 +70,9 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Status { status, .. } => *status >= 500 || *status == 429,
-            ClientError::Transport { source, .. } => !matches!(source, ureq::Error::BadUri(_) | ureq::Error::Http(_)),
+            ClientError::Transport { source, .. } => {
+                !matches!(source, ureq::Error::BadUri(_) | ureq::Error::Http(_))
+            }
             ClientError::Other(_) => false,
         }
     }
@@ -84,7 +94,8 @@ pub struct Client {
 }
 
 fn first_line(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
-    let s = std::fs::read_to_string(path).with_context(|| format!("reading the {what} file {:?}", path.display()))?;
+    let s = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the {what} file {:?}", path.display()))?;
     let line = s.lines().next().unwrap_or("").trim().to_owned();
     if line.is_empty() {
         bail!("the {what} file {:?} is empty", path.display());
@@ -101,23 +112,37 @@ fn credential(args: &ConnectArgs) -> anyhow::Result<Option<Credential>> {
     {
         return Ok(Some(Credential::Bearer(t.trim().to_owned())));
     }
-    let Some(user) = &args.user else { return Ok(None) };
+    let Some(user) = &args.user else {
+        return Ok(None);
+    };
     let password = match &args.password_file {
         Some(p) => first_line(p, "password")?,
-        None => std::env::var("UKREPO_PASSWORD")
-            .map_err(|_| anyhow::anyhow!("user {user:?} is set but neither UKREPO_PASSWORD nor --password-file is"))?,
+        None => std::env::var("UKREPO_PASSWORD").map_err(|_| {
+            anyhow::anyhow!(
+                "user {user:?} is set but neither UKREPO_PASSWORD nor --password-file is"
+            )
+        })?,
     };
-    Ok(Some(Credential::Basic { user: user.clone(), password }))
+    Ok(Some(Credential::Basic {
+        user: user.clone(),
+        password,
+    }))
 }
 
-fn load_pem(p: &std::path::Path, required: bool, certs: &mut Vec<ureq::tls::Certificate<'static>>) -> anyhow::Result<()> {
+fn load_pem(
+    p: &std::path::Path,
+    required: bool,
+    certs: &mut Vec<ureq::tls::Certificate<'static>>,
+) -> anyhow::Result<()> {
     let pem = match std::fs::read(p) {
         Ok(b) => b,
         Err(_) if !required => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("reading the CA file {:?}", p.display())),
     };
     for item in ureq::tls::parse_pem(&pem) {
-        if let PemItem::Certificate(c) = item.with_context(|| format!("parsing the CA file {:?}", p.display()))? {
+        if let PemItem::Certificate(c) =
+            item.with_context(|| format!("parsing the CA file {:?}", p.display()))?
+        {
             certs.push(c);
         }
     }
@@ -126,7 +151,9 @@ fn load_pem(p: &std::path::Path, required: bool, certs: &mut Vec<ureq::tls::Cert
 
 fn tls_config(cacert: Option<&std::path::Path>) -> anyhow::Result<TlsConfig> {
     let Some(path) = cacert else {
-        return Ok(TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build());
+        return Ok(TlsConfig::builder()
+            .root_certs(RootCerts::PlatformVerifier)
+            .build());
     };
     let mut certs = Vec::new();
     load_pem(path, true, &mut certs)?;
@@ -135,8 +162,16 @@ fn tls_config(cacert: Option<&std::path::Path>) -> anyhow::Result<TlsConfig> {
     }
     // Keep trusting the system roots too.
     let system = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
-    load_pem(system.as_deref().unwrap_or(std::path::Path::new("/etc/ssl/certs/ca-certificates.crt")), false, &mut certs)?;
-    Ok(TlsConfig::builder().root_certs(RootCerts::new_with_certs(&certs)).build())
+    load_pem(
+        system
+            .as_deref()
+            .unwrap_or(std::path::Path::new("/etc/ssl/certs/ca-certificates.crt")),
+        false,
+        &mut certs,
+    )?;
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::new_with_certs(&certs))
+        .build())
 }
 
 impl Client {
@@ -153,7 +188,13 @@ impl Client {
             .user_agent(concat!("ukrepo-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Ok(Client { agent, base, credential: credential(args)?, retries: args.retries, verbose: args.verbose })
+        Ok(Client {
+            agent,
+            base,
+            credential: credential(args)?,
+            retries: args.retries,
+            verbose: args.verbose,
+        })
     }
 
     pub fn base(&self) -> &str {
@@ -186,17 +227,30 @@ impl Client {
     }
 
     /// Turns a response into an error unless its status is 2xx.
-    pub fn check(method: &'static str, url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+    pub fn check(
+        method: &'static str,
+        url: &str,
+        resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(resp);
         }
         let mut text = String::new();
-        let _ = resp.into_body().into_reader().take(64 * 1024).read_to_string(&mut text);
+        let _ = resp
+            .into_body()
+            .into_reader()
+            .take(64 * 1024)
+            .read_to_string(&mut text);
         let message = serde_json::from_str::<ErrorJson>(&text)
             .map(|e| e.error)
             .unwrap_or_else(|_| text.chars().take(200).collect::<String>().trim().to_owned());
-        Err(ClientError::Status { method, url: url.to_owned(), status, message })
+        Err(ClientError::Status {
+            method,
+            url: url.to_owned(),
+            status,
+            message,
+        })
     }
 
     /// GET a JSON document, following redirects, retrying transient failures.
@@ -204,7 +258,13 @@ impl Client {
         with_retries(self.retries, self.verbose, |_| {
             let resp = match self.get(url).header("Accept", "application/json").call() {
                 Ok(r) => r,
-                Err(e) => return Attempt::Transient(ClientError::Transport { method: "GET", url: url.to_owned(), source: e }),
+                Err(e) => {
+                    return Attempt::Transient(ClientError::Transport {
+                        method: "GET",
+                        url: url.to_owned(),
+                        source: e,
+                    });
+                }
             };
             let mut resp = match Self::check("GET", url, resp) {
                 Ok(r) => r,
@@ -214,15 +274,25 @@ impl Client {
             match resp.body_mut().with_config().limit(16 << 20).read_to_vec() {
                 Ok(bytes) => match serde_json::from_slice(&bytes) {
                     Ok(v) => Attempt::Done(v),
-                    Err(e) => Attempt::Fatal(ClientError::Other(format!("GET {url}: the answer is not the expected JSON: {e}"))),
+                    Err(e) => Attempt::Fatal(ClientError::Other(format!(
+                        "GET {url}: the answer is not the expected JSON: {e}"
+                    ))),
                 },
-                Err(e) => Attempt::Transient(ClientError::Transport { method: "GET", url: url.to_owned(), source: e }),
+                Err(e) => Attempt::Transient(ClientError::Transport {
+                    method: "GET",
+                    url: url.to_owned(),
+                    source: e,
+                }),
             }
         })
     }
 
     /// The latest build of a job (with a main binary), optionally of one platform.
-    pub fn latest_build(&self, job: &JobName, platform: Option<&PlatformName>) -> Result<BuildJson, ClientError> {
+    pub fn latest_build(
+        &self,
+        job: &JobName,
+        platform: Option<&PlatformName>,
+    ) -> Result<BuildJson, ClientError> {
         let mut url = self.url(&format!("/job/{job}/build/latest"));
         if let Some(p) = platform {
             url.push_str(&format!("?platform={p}"));

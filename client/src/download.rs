@@ -19,15 +19,30 @@ pub enum DownloadError {
     #[error(transparent)]
     Http(#[from] ClientError),
     #[error("writing {path:?}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{url}: the server announces {announced} bytes but the build says {expected}")]
-    WrongLength { url: String, announced: u64, expected: u64 },
+    WrongLength {
+        url: String,
+        announced: u64,
+        expected: u64,
+    },
     #[error("{url}: the body was cut short after {got} of {expected} bytes")]
-    Truncated { url: String, got: u64, expected: u64 },
+    Truncated {
+        url: String,
+        got: u64,
+        expected: u64,
+    },
     #[error("{url}: the server sent more than the {expected} bytes the build says")]
     TooLong { url: String, expected: u64 },
     #[error("{url}: the downloaded bytes have sha256 {actual} but the build says {expected}")]
-    DigestMismatch { url: String, expected: Sha256, actual: Sha256 },
+    DigestMismatch {
+        url: String,
+        expected: Sha256,
+        actual: Sha256,
+    },
 }
 
 impl DownloadError {
@@ -42,23 +57,48 @@ impl DownloadError {
 
 /// Downloads `url` into a temporary file beside `dest`, verified against
 /// `sha256` and `size`. The caller persists the returned file.
-pub fn download_verified(client: &Client, url: &str, dest: &Path, sha256: &Sha256, size: u64) -> Result<Staged, DownloadError> {
-    let werr = |e: std::io::Error| DownloadError::Write { path: dest.display().to_string(), source: e };
+pub fn download_verified(
+    client: &Client,
+    url: &str,
+    dest: &Path,
+    sha256: &Sha256,
+    size: u64,
+) -> Result<Staged, DownloadError> {
+    let werr = |e: std::io::Error| DownloadError::Write {
+        path: dest.display().to_string(),
+        source: e,
+    };
     let mut file = AtomicFile::beside(dest).map_err(werr)?;
-    let bar = progress::bar(size, dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_str());
-    let result = with_retries(client.retries, client.verbose, |_| match attempt(client, url, &mut file, sha256, size, &bar, dest) {
-        Ok(()) => Attempt::Done(()),
-        Err(e) if e.transient() => Attempt::Transient(e),
-        Err(e) => Attempt::Fatal(e),
+    let bar = progress::bar(
+        size,
+        dest.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .as_str(),
+    );
+    let result = with_retries(client.retries, client.verbose, |_| {
+        match attempt(client, url, &mut file, sha256, size, &bar, dest) {
+            Ok(()) => Attempt::Done(()),
+            Err(e) if e.transient() => Attempt::Transient(e),
+            Err(e) => Attempt::Fatal(e),
+        }
     });
     bar.finish_and_clear();
     result?;
     let staged = file.finish().map_err(werr)?;
     if staged.size != size {
-        return Err(DownloadError::Truncated { url: url.to_owned(), got: staged.size, expected: size });
+        return Err(DownloadError::Truncated {
+            url: url.to_owned(),
+            got: staged.size,
+            expected: size,
+        });
     }
     if staged.sha256 != *sha256 {
-        return Err(DownloadError::DigestMismatch { url: url.to_owned(), expected: *sha256, actual: staged.sha256 });
+        return Err(DownloadError::DigestMismatch {
+            url: url.to_owned(),
+            expected: *sha256,
+            actual: staged.sha256,
+        });
     }
     Ok(staged)
 }
@@ -78,22 +118,39 @@ fn attempt(
     }
     let mut req = client.get(url);
     if have > 0 {
-        req = req.header("Range", format!("bytes={have}-")).header("If-Range", format!("\"{sha256}\""));
+        req = req
+            .header("Range", format!("bytes={have}-"))
+            .header("If-Range", format!("\"{sha256}\""));
     }
-    let resp = req.call().map_err(|e| ClientError::Transport { method: "GET", url: url.to_owned(), source: e })?;
+    let resp = req.call().map_err(|e| ClientError::Transport {
+        method: "GET",
+        url: url.to_owned(),
+        source: e,
+    })?;
     let resp = Client::check("GET", url, resp)?;
     let partial = resp.status().as_u16() == 206;
     if have > 0 && !partial {
         // The server sent the whole file again: start over.
-        *file = AtomicFile::beside(dest).map_err(|e| DownloadError::Write { path: dest.display().to_string(), source: e })?;
+        *file = AtomicFile::beside(dest).map_err(|e| DownloadError::Write {
+            path: dest.display().to_string(),
+            source: e,
+        })?;
         bar.set_position(0);
     }
     let start = file.len();
-    let announced = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let announced = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = announced
         && n != size - start
     {
-        return Err(DownloadError::WrongLength { url: url.to_owned(), announced: start + n, expected: size });
+        return Err(DownloadError::WrongLength {
+            url: url.to_owned(),
+            announced: start + n,
+            expected: size,
+        });
     }
     let mut reader = resp.into_body().into_reader();
     let mut buf = vec![0u8; uk_digest::BUF_SIZE];
@@ -103,16 +160,33 @@ fn attempt(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // A broken body: keep what arrived, the next attempt resumes.
-            Err(_) => return Err(DownloadError::Truncated { url: url.to_owned(), got: file.len(), expected: size }),
+            Err(_) => {
+                return Err(DownloadError::Truncated {
+                    url: url.to_owned(),
+                    got: file.len(),
+                    expected: size,
+                });
+            }
         };
         if file.len() + n as u64 > size {
-            return Err(DownloadError::TooLong { url: url.to_owned(), expected: size });
+            return Err(DownloadError::TooLong {
+                url: url.to_owned(),
+                expected: size,
+            });
         }
-        file.write_all(&buf[..n]).map_err(|e| DownloadError::Write { path: dest.display().to_string(), source: e })?;
+        file.write_all(&buf[..n])
+            .map_err(|e| DownloadError::Write {
+                path: dest.display().to_string(),
+                source: e,
+            })?;
         bar.inc(n as u64);
     }
     if file.len() < size {
-        return Err(DownloadError::Truncated { url: url.to_owned(), got: file.len(), expected: size });
+        return Err(DownloadError::Truncated {
+            url: url.to_owned(),
+            got: file.len(),
+            expected: size,
+        });
     }
     Ok(())
 }

@@ -19,11 +19,17 @@ pub enum Attempt<T, E> {
 }
 
 pub fn delay(attempt: u32) -> Duration {
-    BASE_DELAY.saturating_mul(1u32 << attempt.min(16)).min(MAX_DELAY)
+    BASE_DELAY
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(MAX_DELAY)
 }
 
 /// Runs `f` up to `1 + retries` times; `f` gets the attempt number.
-pub fn with_retries<T, E: std::fmt::Display>(retries: u32, verbose: bool, mut f: impl FnMut(u32) -> Attempt<T, E>) -> Result<T, E> {
+pub fn with_retries<T, E: std::fmt::Display>(
+    retries: u32,
+    verbose: bool,
+    mut f: impl FnMut(u32) -> Attempt<T, E>,
+) -> Result<T, E> {
     let mut attempt = 0;
     loop {
         match f(attempt) {
@@ -55,7 +61,13 @@ mod tests {
 
     #[test]
     fn transient_then_success_and_fatal_stops() {
-        let r: Result<u32, String> = with_retries(3, false, |n| if n < 1 { Attempt::Transient("x".into()) } else { Attempt::Done(n) });
+        let r: Result<u32, String> = with_retries(3, false, |n| {
+            if n < 1 {
+                Attempt::Transient("x".into())
+            } else {
+                Attempt::Done(n)
+            }
+        });
         assert_eq!(r, Ok(1));
         let mut calls = 0;
         let r: Result<(), String> = with_retries(3, false, |_| {

@@ -2,7 +2,6 @@
 //! while streaming, SHA-NI where the CPU has it) or a 64-hex sha256 digest.
 //! The answer is the exit code, so a cron script can chain on it.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -37,22 +36,15 @@ enum Side {
 }
 
 fn resolve(arg: &str, missing_ok: bool) -> anyhow::Result<Side> {
-    if let Ok(d) = arg.parse::<Sha256>() {
-        return Ok(Side::Digest(d));
-    }
-    let path = Path::new(arg);
-    match uk_digest::hash_file(path) {
-        Ok((d, _)) => Ok(Side::Digest(d)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if missing_ok {
-                Ok(Side::Missing)
-            } else if looks_like_digest(arg) {
-                bail!("{arg:?} is neither an existing file nor a sha256 digest (64 hexadecimal digits)")
-            } else {
-                bail!("{arg:?} does not exist (use --missing-ok to count a missing file as different)")
-            }
+    match uk_digest::file_or_digest(arg).with_context(|| format!("hashing {arg:?}"))? {
+        Some(d) => Ok(Side::Digest(d)),
+        None if missing_ok => Ok(Side::Missing),
+        None if looks_like_digest(arg) => {
+            bail!("{arg:?} is neither an existing file nor a sha256 digest (64 hexadecimal digits)")
         }
-        Err(e) => Err(e).with_context(|| format!("hashing {arg:?}")),
+        None => {
+            bail!("{arg:?} does not exist (use --missing-ok to count a missing file as different)")
+        }
     }
 }
 
@@ -75,5 +67,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         eprintln!("{}  {}\n{}  {}", show(&a), args.a, show(&b), args.b);
     }
-    Ok(exit::code(if same { exit::SUCCESS } else { exit::NEGATIVE }))
+    Ok(exit::code(if same {
+        exit::SUCCESS
+    } else {
+        exit::NEGATIVE
+    }))
 }

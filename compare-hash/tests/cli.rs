@@ -23,31 +23,77 @@ fn exit_codes() {
     cmd().arg(ABC.to_uppercase()).arg(&a).assert().code(0);
     cmd().arg(&c).arg(ABC).assert().code(1);
     cmd().arg(ABC).arg(ABC).assert().code(0);
-    cmd().arg(&a).arg(&missing).assert().code(2).stderr(predicates::str::contains("does not exist"));
-    cmd().arg(&a).arg(&missing).arg("--missing-ok").assert().code(1);
-    cmd().arg(&missing).arg(&missing).arg("--missing-ok").assert().code(1);
-    cmd().arg(&a).arg("abc123").assert().code(2).stderr(predicates::str::contains("neither an existing file nor a sha256"));
+    cmd()
+        .arg(&a)
+        .arg(&missing)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("does not exist"));
+    cmd()
+        .arg(&a)
+        .arg(&missing)
+        .arg("--missing-ok")
+        .assert()
+        .code(1);
+    cmd()
+        .arg(&missing)
+        .arg(&missing)
+        .arg("--missing-ok")
+        .assert()
+        .code(1);
+    cmd()
+        .arg(&a)
+        .arg("abc123")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "neither an existing file nor a sha256",
+        ));
     cmd().arg(&a).arg(&ABC[1..]).assert().code(2);
     cmd().arg(&a).assert().code(2);
 }
 
 #[test]
 fn help_shows_the_exit_code_table() {
-    cmd().arg("--help").assert().code(0).stdout(predicates::str::contains("Exit codes:")).stdout(predicates::str::contains("3  deploy-hvt"));
+    cmd()
+        .arg("--help")
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("Exit codes:"))
+        .stdout(predicates::str::contains("3  deploy-hvt"));
 }
 
 #[test]
 fn large_sparse_file_hashes_in_constant_memory() {
     let d = tempfile::tempdir().unwrap();
     let big = d.path().join("big");
-    std::fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
     let (expected, _) = uk_digest::hash_file(&big).unwrap();
-    let out = cmd().arg(&big).arg(expected.to_string()).arg("-v").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd()
+        .arg(&big)
+        .arg(expected.to_string())
+        .arg("-v")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Peak RSS of the children this test process has waited for: only
     // compare-hash runs here, so this is its peak.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) }, 0);
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) },
+        0
+    );
     let peak_kib = ru.ru_maxrss;
-    assert!(peak_kib < 32 * 1024, "compare-hash peaked at {peak_kib} KiB hashing 1 GiB");
+    assert!(
+        peak_kib < 32 * 1024,
+        "compare-hash peaked at {peak_kib} KiB hashing 1 GiB"
+    );
 }

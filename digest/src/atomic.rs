@@ -102,6 +102,13 @@ impl Staged {
         Ok(())
     }
 
+    /// Sets the permission bits the file will have once persisted (temporary
+    /// files start as 0600; an installed image is usually 0644 or 0444).
+    pub fn set_mode(&self, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(mode))
+    }
+
     /// Keeps the file where it is under its temporary name (for callers that
     /// hand it on), returning that path.
     pub fn keep(self) -> io::Result<PathBuf> {

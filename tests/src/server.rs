@@ -1,8 +1,7 @@
-//! Test helpers: the real server started in-process on 127.0.0.1:0 (on its
+//! The real server started in-process on 127.0.0.1:0 (on its
 //! own runtime thread, so tests stay plain blocking code), users added
 //! through the same code as `unikernel-repo user add`, and an HTTP agent
 //! that neither follows redirects nor turns statuses into errors.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -242,18 +241,4 @@ pub fn upload_multipart(
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     uk_digest::hash_reader(bytes).unwrap().0.to_string()
-}
-
-/// Builds the Solo5 test images (idempotent) and returns their folder.
-pub fn solo5_images() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = std::process::Command::new(root.join("scripts/solo5.sh"))
-        .output()
-        .expect("run scripts/solo5.sh");
-    assert!(
-        out.status.success(),
-        "scripts/solo5.sh failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("images")
 }

@@ -1,9 +1,8 @@
 //! The HTTP API of CONTRACT.md §2 against the real server over real HTTP:
 //! every route, with the bytes, headers and statuses a client relies on.
 
-mod common;
-
-use common::*;
+use ukrepo_tests::server::*;
+use ukrepo_tests::solo5::solo5_images;
 
 fn image(n: u8, len: usize) -> Vec<u8> {
     (0..len)

@@ -3,20 +3,17 @@
 //! restarted on the same data dir. Every build it then lists must be
 //! complete and hash-correct, and no staging debris may remain.
 
-mod common;
+use ukrepo_tests::bins::{bin, wait_for};
+use ukrepo_tests::server::*;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_unikernel-repo");
+use std::time::Duration;
 
 fn spawn_server(data: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin("unikernel-repo"))
         .args([
             "--data-dir",
             data.to_str().unwrap(),
@@ -40,18 +37,10 @@ fn spawn_server(data: &Path) -> (Child, String) {
     (child, url)
 }
 
-fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sigkill_during_uploads_leaves_only_complete_builds() {
     let data = tempfile::tempdir().unwrap();
-    let mut add = Command::new(BIN)
+    let mut add = Command::new(bin("unikernel-repo"))
         .args([
             "--data-dir",
             data.path().to_str().unwrap(),

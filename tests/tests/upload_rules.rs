@@ -1,9 +1,7 @@
 //! Who may upload and what gets refused: the auth matrix, Content-Digest,
 //! the size limit, bad names, CI retries, deduplication, concurrency.
 
-mod common;
-
-use common::*;
+use ukrepo_tests::server::*;
 
 #[test]
 fn auth_matrix() {

@@ -1,0 +1,103 @@
+//! `fetch-latest`: ask the repository for the latest build of a job and
+//! either print its main binary's sha256 (`--print-sha256`, nothing
+//! downloaded) or install it at `--output PATH`: downloaded beside PATH while
+//! hashed, checked against the build's size and sha256, fsynced, renamed.
+//! With `--if-differs-from`, nothing is downloaded when PATH (or the given
+//! digest) already is the latest: exit 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use uk_client::{Client, ConnectArgs, download, exit};
+use uk_names::{JobName, PlatformName};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fetch-latest",
+    version,
+    about = "Fetch the latest image of a job from the unikernel repository, verified and installed atomically.",
+    after_help = exit::EXIT_CODES_HELP
+)]
+pub struct Args {
+    /// The job whose latest build to fetch.
+    #[arg(long, env = "UKREPO_JOB")]
+    pub job: JobName,
+
+    /// Only builds of this platform (default: any).
+    #[arg(long, env = "UKREPO_PLATFORM")]
+    pub platform: Option<PlatformName>,
+
+    /// Print the latest main binary's sha256 and exit, downloading nothing.
+    #[arg(long, conflicts_with_all = ["output", "if_differs_from"], required_unless_present = "output")]
+    pub print_sha256: bool,
+
+    /// Install the image here (atomically; untouched on any failure). Prints `<sha256>  <PATH>`.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+
+    /// A file or a sha256: when the latest image is the same, download nothing and exit 1.
+    /// A missing file counts as different.
+    #[arg(long, value_name = "FILE_OR_HEX", requires = "output")]
+    pub if_differs_from: Option<String>,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.connect)?;
+    let build = client
+        .latest_build(&args.job, args.platform.as_ref())
+        .with_context(|| format!("looking up the latest build of job {:?}", args.job.as_str()))?;
+    let main = build.main_binary_file.with_context(|| {
+        format!(
+            "the latest build {} of job {:?} has no main binary",
+            build.uuid,
+            args.job.as_str()
+        )
+    })?;
+    if args.print_sha256 {
+        println!("{}", main.sha256);
+        return Ok(exit::code(exit::SUCCESS));
+    }
+    let output = args
+        .output
+        .expect("clap requires --output without --print-sha256");
+    if let Some(other) = &args.if_differs_from {
+        let current =
+            uk_digest::file_or_digest(other).with_context(|| format!("hashing {other:?}"))?;
+        if current == Some(main.sha256) {
+            if args.connect.verbose {
+                eprintln!(
+                    "nothing new: the latest build {} has sha256 {}",
+                    build.uuid, main.sha256
+                );
+            }
+            return Ok(exit::code(exit::NEGATIVE));
+        }
+    }
+    let url = client.url(&format!(
+        "/job/{}/build/{}/f/{}",
+        build.job, build.uuid, main.filepath
+    ));
+    if args.connect.verbose {
+        eprintln!(
+            "fetching {url} ({} bytes, sha256 {})",
+            main.size, main.sha256
+        );
+    }
+    let staged = download::download_verified(&client, &url, &output, &main.sha256, main.size)?;
+    staged.set_mode(0o644).with_context(|| {
+        format!(
+            "setting the mode of the download for {:?}",
+            output.display()
+        )
+    })?;
+    staged
+        .persist(&output)
+        .with_context(|| format!("renaming the download onto {:?}", output.display()))?;
+    println!("{}  {}", main.sha256, output.display());
+    Ok(exit::code(exit::SUCCESS))
+}

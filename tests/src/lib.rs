@@ -1,0 +1,7 @@
+//! Helpers for the end-to-end tests in `tests/tests/`: the real server
+//! in-process ([`server`]), the built binaries and child processes
+//! ([`bins`]), and the Solo5 images and tenders ([`solo5`]).
+
+pub mod bins;
+pub mod server;
+pub mod solo5;

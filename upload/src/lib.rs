@@ -1,0 +1,203 @@
+//! `upload`: the CI side. Hashes the image, then streams it to the
+//! repository with its `Content-Digest` (constant memory whatever its size),
+//! as a raw body, or as multipart when `--attach` adds build artifacts.
+//! Transient failures are retried with backoff: safe, because the server
+//! answers an identical retry with the build it already has.
+
+mod multipart;
+mod platform;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use uk_client::retry::{Attempt, with_retries};
+use uk_client::{Client, ClientError, ConnectArgs, exit, progress};
+use uk_digest::{Sha256, content_digest_header};
+use uk_names::{ArtifactPath, BinaryName, JobName, PlatformName};
+use uk_wire::BuildJson;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "upload",
+    version,
+    about = "Upload a unikernel image to the repository; prints the build's URL.",
+    after_help = exit::EXIT_CODES_HELP
+)]
+pub struct Args {
+    /// The job the build belongs to.
+    #[arg(long, env = "UKREPO_JOB")]
+    pub job: JobName,
+
+    /// Build platform (default: this host's, e.g. debian-12, from /etc/os-release).
+    #[arg(long, env = "UKREPO_PLATFORM")]
+    pub platform: Option<PlatformName>,
+
+    /// Name of the main binary (default: the image's file name).
+    #[arg(long, env = "UKREPO_BINARY_NAME")]
+    pub name: Option<BinaryName>,
+
+    /// Store FILE as artifact PATH of the same build (console, opam-switch, …). Repeatable.
+    #[arg(long, value_name = "PATH=FILE")]
+    pub attach: Vec<String>,
+
+    /// Print the build JSON instead of its URL.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The unikernel image.
+    pub image: PathBuf,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// A validated upload.
+struct Plan {
+    job: JobName,
+    platform: PlatformName,
+    name: BinaryName,
+    image: PathBuf,
+    sha256: Sha256,
+    size: u64,
+    attachments: Vec<(ArtifactPath, PathBuf)>,
+}
+
+fn plan(args: &Args) -> anyhow::Result<Plan> {
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => {
+            let f = args.image.file_name().with_context(|| {
+                format!("{:?} has no file name; pass --name", args.image.display())
+            })?;
+            f.to_string_lossy()
+                .parse()
+                .context("the image's file name is not a valid binary name; pass --name")?
+        }
+    };
+    let platform = match &args.platform {
+        Some(p) => p.clone(),
+        None => platform::host_platform()?,
+    };
+    let mut attachments = Vec::new();
+    for a in &args.attach {
+        let (path, file) = a
+            .split_once('=')
+            .with_context(|| format!("--attach {a:?} must be PATH=FILE"))?;
+        let path: ArtifactPath = path.parse().with_context(|| format!("--attach {a:?}"))?;
+        if path == ArtifactPath::main_binary(&name) || attachments.iter().any(|(p, _)| p == &path) {
+            bail!(
+                "--attach {a:?}: artifact {:?} is given twice",
+                path.as_str()
+            );
+        }
+        let file = PathBuf::from(file);
+        File::open(&file)
+            .with_context(|| format!("--attach {a:?}: opening {:?}", file.display()))?;
+        attachments.push((path, file));
+    }
+    let (sha256, size) = uk_digest::hash_file(&args.image)
+        .with_context(|| format!("reading the image {:?}", args.image.display()))?;
+    Ok(Plan {
+        job: args.job.clone(),
+        platform,
+        name,
+        image: args.image.clone(),
+        sha256,
+        size,
+        attachments,
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let plan = plan(&args)?;
+    let client = Client::new(&args.connect)?;
+    let url = client.url(&format!(
+        "/job/{}/platform/{}/upload?binary_name={}",
+        plan.job, plan.platform, plan.name
+    ));
+    if args.connect.verbose {
+        eprintln!(
+            "uploading {:?} ({} bytes, sha256 {}) to {url}",
+            plan.image.display(),
+            plan.size,
+            plan.sha256
+        );
+    }
+    let (status, build) = with_retries(client.retries, client.verbose, |_| {
+        match send(&client, &url, &plan) {
+            Ok(v) => Attempt::Done(v),
+            Err(e) if e.is_transient() => Attempt::Transient(e),
+            Err(e) => Attempt::Fatal(e),
+        }
+    })
+    .with_context(|| format!("uploading {:?}", plan.image.display()))?;
+    if args.connect.verbose && status == 200 {
+        eprintln!(
+            "the repository already had this image as the latest build of {:?}",
+            plan.job.as_str()
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&build)?);
+    } else {
+        println!(
+            "{}",
+            client.url(&format!("/job/{}/build/{}", build.job, build.uuid))
+        );
+    }
+    Ok(exit::code(exit::SUCCESS))
+}
+
+/// One attempt: stream the body, read the answer.
+fn send(client: &Client, url: &str, plan: &Plan) -> Result<(u16, BuildJson), ClientError> {
+    let io =
+        |e: std::io::Error| ClientError::Other(format!("reading {:?}: {e}", plan.image.display()));
+    let image = File::open(&plan.image).map_err(io)?;
+    let req = client
+        .post(url)
+        .header("Content-Digest", content_digest_header(&plan.sha256));
+    let (content_type, len, body) = if plan.attachments.is_empty() {
+        (
+            "application/octet-stream".to_owned(),
+            plan.size,
+            Box::new(image) as Box<dyn std::io::Read + Send>,
+        )
+    } else {
+        multipart::body(
+            &plan.sha256,
+            &plan.name,
+            image,
+            plan.size,
+            &plan.attachments,
+        )
+        .map_err(io)?
+    };
+    let bar = progress::bar(len, "upload");
+    let reader = bar.wrap_read(body);
+    let resp = req
+        .header("Content-Type", content_type)
+        .header("Content-Length", len.to_string())
+        .send(ureq::SendBody::from_owned_reader(reader));
+    bar.finish_and_clear();
+    let resp = resp.map_err(|e| ClientError::Transport {
+        method: "POST",
+        url: url.to_owned(),
+        source: e,
+    })?;
+    let mut resp = Client::check("POST", url, resp)?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .body_mut()
+        .read_to_vec()
+        .map_err(|e| ClientError::Transport {
+            method: "POST",
+            url: url.to_owned(),
+            source: e,
+        })?;
+    let build = serde_json::from_slice::<BuildJson>(&bytes)
+        .map_err(|e| ClientError::Other(format!("POST {url}: the answer is not a build: {e}")))?;
+    Ok((status, build))
+}

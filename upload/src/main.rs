@@ -1,0 +1,8 @@
+//! `upload`: parse, run, exit (0 uploaded, 2 error).
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = upload::Args::parse();
+    uk_client::exit::main_with("upload", || upload::run(args))
+}

@@ -92,6 +92,19 @@ pub fn hash_file(path: &Path) -> io::Result<(Sha256, u64)> {
     hash_reader(File::open(path)?)
 }
 
+/// An argument that is either a sha256 (64 hex digits) or a file to hash:
+/// its digest, or `None` when it is not a digest and no such file exists.
+pub fn file_or_digest(arg: &str) -> io::Result<Option<Sha256>> {
+    if let Ok(d) = arg.parse::<Sha256>() {
+        return Ok(Some(d));
+    }
+    match hash_file(Path::new(arg)) {
+        Ok((d, _)) => Ok(Some(d)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,18 +123,5 @@ mod tests {
         );
         let (d2, n2) = hash_reader(&b"abc"[..]).unwrap();
         assert_eq!((d2, n2), (d, 3));
-    }
-}
-
-/// An argument that is either a sha256 (64 hex digits) or a file to hash:
-/// its digest, or `None` when it is not a digest and no such file exists.
-pub fn file_or_digest(arg: &str) -> io::Result<Option<Sha256>> {
-    if let Ok(d) = arg.parse::<Sha256>() {
-        return Ok(Some(d));
-    }
-    match hash_file(Path::new(arg)) {
-        Ok((d, _)) => Ok(Some(d)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
     }
 }

@@ -3,5 +3,6 @@
 //! ([`bins`]), and the Solo5 images and tenders ([`solo5`]).
 
 pub mod bins;
+pub mod hostile;
 pub mod server;
 pub mod solo5;

@@ -67,7 +67,10 @@ fn help_shows_the_exit_code_table() {
 fn large_sparse_file_hashes_correctly() {
     let d = tempfile::tempdir().unwrap();
     let big = d.path().join("big");
-    std::fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
     let (expected, _) = uk_digest::hash_file(&big).unwrap();
     cmd().arg(&big).arg(expected.to_string()).assert().code(0);
     cmd().arg(&big).arg(ABC).assert().code(1);

@@ -43,14 +43,36 @@ pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) 
 /// Runs a workspace binary under GNU time (`/usr/bin/time`, Debian package
 /// `time`) and returns its exit code and peak RSS in KiB. GNU time forks from
 /// its own small process, so the figure is the tool's own.
-pub fn run_measuring_rss(name: &str, args: &[&std::ffi::OsStr], envs: &[(&str, &str)]) -> (i32, u64, String) {
+pub fn run_measuring_rss(
+    name: &str,
+    args: &[&std::ffi::OsStr],
+    envs: &[(&str, &str)],
+) -> (i32, u64, String) {
     let report = tempfile::NamedTempFile::new().unwrap();
     let mut c = std::process::Command::new("/usr/bin/time");
-    c.arg("-f").arg("%M").arg("-o").arg(report.path()).arg(bin(name)).args(args);
+    c.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(bin(name))
+        .args(args);
     for (k, v) in envs {
         c.env(k, v);
     }
-    let out = c.output().expect("/usr/bin/time (Debian package `time`, installed by scripts/test.sh)");
-    let kib = std::fs::read_to_string(report.path()).unwrap().trim().lines().last().unwrap_or("").parse().unwrap_or(u64::MAX);
-    (out.status.code().unwrap_or(-1), kib, String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = c
+        .output()
+        .expect("/usr/bin/time (Debian package `time`, installed by scripts/test.sh)");
+    let kib = std::fs::read_to_string(report.path())
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .parse()
+        .unwrap_or(u64::MAX);
+    (
+        out.status.code().unwrap_or(-1),
+        kib,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -28,12 +28,18 @@ pub struct Reply {
 impl Reply {
     pub fn new(status: u16, body: Vec<u8>) -> Reply {
         let len = body.len().to_string();
-        Reply { status, headers: vec![("Content-Length".into(), len)], body, cut_after: None }
+        Reply {
+            status,
+            headers: vec![("Content-Length".into(), len)],
+            body,
+            cut_after: None,
+        }
     }
 
     pub fn json(v: &serde_json::Value) -> Reply {
         let mut r = Reply::new(200, v.to_string().into_bytes());
-        r.headers.push(("Content-Type".into(), "application/json".into()));
+        r.headers
+            .push(("Content-Type".into(), "application/json".into()));
         r
     }
 }
@@ -45,7 +51,10 @@ pub struct Hostile {
 
 /// Starts the server; `scenario` answers artifact requests (paths with `/f/`),
 /// `json` is the build JSON served for every other GET.
-pub fn start(json: serde_json::Value, scenario: impl Fn(&Req) -> Reply + Send + 'static) -> Hostile {
+pub fn start(
+    json: serde_json::Value,
+    scenario: impl Fn(&Req) -> Reply + Send + 'static,
+) -> Hostile {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let file_requests = Arc::new(AtomicUsize::new(0));
@@ -59,7 +68,12 @@ pub fn start(json: serde_json::Value, scenario: impl Fn(&Req) -> Reply + Send + 
     Hostile { url, file_requests }
 }
 
-fn serve_conn(stream: TcpStream, json: &serde_json::Value, scenario: &impl Fn(&Req) -> Reply, counter: &AtomicUsize) -> std::io::Result<()> {
+fn serve_conn(
+    stream: TcpStream,
+    json: &serde_json::Value,
+    scenario: &impl Fn(&Req) -> Reply,
+    counter: &AtomicUsize,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     loop {
@@ -81,7 +95,11 @@ fn serve_conn(stream: TcpStream, json: &serde_json::Value, scenario: &impl Fn(&R
         }
         let reply = if path.contains("/f/") {
             let nth = counter.fetch_add(1, Ordering::SeqCst);
-            scenario(&Req { path, range_start, nth })
+            scenario(&Req {
+                path,
+                range_start,
+                nth,
+            })
         } else {
             Reply::json(json)
         };

@@ -31,7 +31,10 @@ fn upload(s: &Server, args: &[&str], image: &Path) -> assert_cmd::assert::Assert
 }
 
 fn fetch(s: &Server, args: &[&str]) -> assert_cmd::assert::Assert {
-    cmd("fetch-latest").env("UKREPO_URL", &s.url).args(args).assert()
+    cmd("fetch-latest")
+        .env("UKREPO_URL", &s.url)
+        .args(args)
+        .assert()
 }
 
 #[test]
@@ -41,22 +44,46 @@ fn upload_then_fetch_round_trip_and_if_differs_from() {
     std::fs::write(&v1, (0..100_000u32).map(|i| i as u8).collect::<Vec<u8>>()).unwrap();
     let a = upload(&s, &["--job", "web"], &v1).code(0);
     let url = stdout(&a);
-    assert!(url.starts_with(&format!("{}/job/web/build/", s.url)) && url.ends_with('\n'), "{url:?}");
-    assert_eq!(get_json(url.trim()).json()["main_binary_file"]["filepath"], "bin/web.hvt");
+    assert!(
+        url.starts_with(&format!("{}/job/web/build/", s.url)) && url.ends_with('\n'),
+        "{url:?}"
+    );
+    assert_eq!(
+        get_json(url.trim()).json()["main_binary_file"]["filepath"],
+        "bin/web.hvt"
+    );
 
     // --print-sha256 equals sha256sum
-    let sum = std::process::Command::new("sha256sum").arg(&v1).output().unwrap();
-    let sum = String::from_utf8(sum.stdout).unwrap().split_whitespace().next().unwrap().to_owned();
-    fetch(&s, &["--job", "web", "--print-sha256"]).code(0).stdout(format!("{sum}\n"));
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&v1)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8(sum.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    fetch(&s, &["--job", "web", "--print-sha256"])
+        .code(0)
+        .stdout(format!("{sum}\n"));
 
     // fetch → identical bytes; again with --if-differs-from → 1, nothing written
     let out = d.path().join("host").join("web.hvt");
     std::fs::create_dir(out.parent().unwrap()).unwrap();
     let o = out.to_str().unwrap();
-    fetch(&s, &["--job", "web", "--output", o, "--if-differs-from", o]).code(0).stdout(format!("{sum}  {o}\n"));
+    fetch(&s, &["--job", "web", "--output", o, "--if-differs-from", o])
+        .code(0)
+        .stdout(format!("{sum}  {o}\n"));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&v1).unwrap());
-    fetch(&s, &["--job", "web", "--output", o, "--if-differs-from", o]).code(1).stdout("");
-    fetch(&s, &["--job", "web", "--output", o, "--if-differs-from", &sum]).code(1);
+    fetch(&s, &["--job", "web", "--output", o, "--if-differs-from", o])
+        .code(1)
+        .stdout("");
+    fetch(
+        &s,
+        &["--job", "web", "--output", o, "--if-differs-from", &sum],
+    )
+    .code(1);
 
     // a new build → downloaded
     let v2 = d.path().join("v2.hvt");
@@ -66,8 +93,15 @@ fn upload_then_fetch_round_trip_and_if_differs_from() {
     assert_eq!(std::fs::read(&out).unwrap(), b"version two");
     cmd("compare-hash").arg(&out).arg(&v2).assert().code(0);
     cmd("compare-hash").arg(&out).arg(&v1).assert().code(1);
-    let names: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 1, "no temporary files beside the output: {names:?}");
+    let names: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "no temporary files beside the output: {names:?}"
+    );
 }
 
 #[test]
@@ -79,16 +113,53 @@ fn attachments_are_served_under_the_build() {
     std::fs::write(&console, b"build log\n").unwrap();
     let sw = d.path().join("switch");
     std::fs::write(&sw, b"opam switch export").unwrap();
-    let a = upload(&s, &["--job", "web", "--json", "--attach", &format!("console={}", console.display()), "--attach", &format!("opam-switch={}", sw.display())], &img)
-        .code(0);
+    let a = upload(
+        &s,
+        &[
+            "--job",
+            "web",
+            "--json",
+            "--attach",
+            &format!("console={}", console.display()),
+            "--attach",
+            &format!("opam-switch={}", sw.display()),
+        ],
+        &img,
+    )
+    .code(0);
     let build: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
     let uuid = build["uuid"].as_str().unwrap();
-    assert_eq!(get(&format!("{}/job/web/build/{uuid}/console", s.url), &[]).text(), "build log\n");
-    assert_eq!(get(&format!("{}/job/web/build/{uuid}/f/opam-switch", s.url), &[]).text(), "opam switch export");
-    assert_eq!(get(&format!("{}/job/web/build/{uuid}/f/bin/web.hvt", s.url), &[]).text(), "image");
+    assert_eq!(
+        get(&format!("{}/job/web/build/{uuid}/console", s.url), &[]).text(),
+        "build log\n"
+    );
+    assert_eq!(
+        get(
+            &format!("{}/job/web/build/{uuid}/f/opam-switch", s.url),
+            &[]
+        )
+        .text(),
+        "opam switch export"
+    );
+    assert_eq!(
+        get(
+            &format!("{}/job/web/build/{uuid}/f/bin/web.hvt", s.url),
+            &[]
+        )
+        .text(),
+        "image"
+    );
 
-    upload(&s, &["--job", "web", "--attach", "../x=/etc/hostname"], &img).code(2).stderr(predicates::str::contains("invalid artifact path"));
-    upload(&s, &["--job", "web", "--attach", "console"], &img).code(2).stderr(predicates::str::contains("PATH=FILE"));
+    upload(
+        &s,
+        &["--job", "web", "--attach", "../x=/etc/hostname"],
+        &img,
+    )
+    .code(2)
+    .stderr(predicates::str::contains("invalid artifact path"));
+    upload(&s, &["--job", "web", "--attach", "console"], &img)
+        .code(2)
+        .stderr(predicates::str::contains("PATH=FILE"));
 }
 
 #[test]
@@ -106,17 +177,34 @@ fn bad_credentials_fail_without_leaking_the_secret() {
         .code(2)
         .stderr(predicates::str::contains("401"));
     let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
-    assert!(!err.contains("wrong-Hunter2") && !err.contains("d3JvbmctSHVudGVyMg"), "{err}");
+    assert!(
+        !err.contains("wrong-Hunter2") && !err.contains("d3JvbmctSHVudGVyMg"),
+        "{err}"
+    );
 
     let pwfile = d.path().join("pw");
     std::fs::write(&pwfile, "s3cret-pw\n").unwrap();
     cmd("upload")
         .env("UKREPO_URL", &s.url)
-        .args(["--user", "ci", "--password-file", pwfile.to_str().unwrap(), "--job", "web", "--platform", "p"])
+        .args([
+            "--user",
+            "ci",
+            "--password-file",
+            pwfile.to_str().unwrap(),
+            "--job",
+            "web",
+            "--platform",
+            "p",
+        ])
         .arg(&img)
         .assert()
         .code(0);
-    cmd("upload").env("UKREPO_URL", &s.url).args(["--job", "web", "--platform", "p"]).arg(&img).assert().code(2);
+    cmd("upload")
+        .env("UKREPO_URL", &s.url)
+        .args(["--job", "web", "--platform", "p"])
+        .arg(&img)
+        .assert()
+        .code(2);
 }
 
 /// A TCP proxy that cuts the first connection after `cut` bytes from the

@@ -1,0 +1,126 @@
+//! Checks an image before anything running is touched: its sha256 (against
+//! `--expect-sha256`), that it is a Solo5 unikernel built for our tender's
+//! target (an spt image is refused for solo5-hvt), and that its device
+//! manifest asks for exactly the `--net:`/`--block:` devices configured, as
+//! albatross does. The image is copied into `images/` while hashed, so the
+//! bytes checked are the bytes that will run.
+
+use std::collections::BTreeSet;
+
+use uk_digest::{Sha256, Staged};
+
+use crate::config::{Config, Device, DeviceKind};
+use crate::state::State;
+
+/// Why an image is refused; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing {image}: {why}")]
+pub struct Refused {
+    pub image: String,
+    pub why: String,
+    pub sha256: Option<Sha256>,
+}
+
+fn fmt_devices(d: &BTreeSet<Device>) -> String {
+    if d.is_empty() {
+        return "none".into();
+    }
+    d.iter()
+        .map(|d| {
+            format!(
+                "{}:{}",
+                if d.kind == DeviceKind::Net {
+                    "net"
+                } else {
+                    "block"
+                },
+                d.name
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Stages and verifies `src`; on success the staged copy is ready to keep.
+pub fn stage_verified(
+    cfg: &Config,
+    state: &State,
+    src: &std::path::Path,
+    expect: Option<&Sha256>,
+) -> Result<Staged, Refused> {
+    let image = src.display().to_string();
+    let refuse = |why: String, sha256: Option<Sha256>| Refused {
+        image: image.clone(),
+        why,
+        sha256,
+    };
+    let staged = state
+        .stage(src)
+        .map_err(|e| refuse(format!("{e:#}"), None))?;
+    let sha = staged.sha256;
+    if let Some(want) = expect
+        && *want != sha
+    {
+        return Err(refuse(
+            format!("its sha256 is {sha}, expected {want}"),
+            Some(sha),
+        ));
+    }
+    if cfg.verify_key.is_some() {
+        return Err(refuse(
+            "verify_key is set, but this deploy-hvt cannot check signatures yet".into(),
+            Some(sha),
+        ));
+    }
+    let file = std::fs::File::open(staged.path()).map_err(|e| refuse(e.to_string(), Some(sha)))?;
+    let info = match solo5_elf::read_solo5_info(std::io::BufReader::new(file)) {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return Err(refuse(
+                "it is an ELF file but not a Solo5 unikernel (no Solo5 ABI note)".into(),
+                Some(sha),
+            ));
+        }
+        Err(e) => {
+            return Err(refuse(
+                format!("it is not a Solo5 unikernel: {e}"),
+                Some(sha),
+            ));
+        }
+    };
+    if info.abi.target != cfg.target {
+        return Err(refuse(
+            format!(
+                "it is built for Solo5 target {}, but the tender {:?} runs {} images",
+                info.abi.target.as_str(),
+                cfg.tender.display(),
+                cfg.target.as_str()
+            ),
+            Some(sha),
+        ));
+    }
+    let wanted: BTreeSet<Device> = info
+        .manifest
+        .map(|m| {
+            m.devices
+                .into_iter()
+                .map(|d| Device {
+                    name: d.name,
+                    kind: d.kind.into(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let configured: BTreeSet<Device> = cfg.devices.iter().cloned().collect();
+    if wanted != configured {
+        return Err(refuse(
+            format!(
+                "its device manifest asks for [{}] but the tender is configured with [{}]",
+                fmt_devices(&wanted),
+                fmt_devices(&configured)
+            ),
+            Some(sha),
+        ));
+    }
+    Ok(staged)
+}

@@ -188,7 +188,7 @@ impl State {
             })
             .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
             .collect();
-        images.sort_by(|a, b| b.0.cmp(&a.0));
+        images.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
         let mut kept = pinned.len();
         let mut removed = Vec::new();
         for (_, p) in images {

@@ -34,6 +34,18 @@ pub enum Outcome {
     RestoreFailed(String),
 }
 
+/// Fault injection for the crash-safety tests: with
+/// `DEPLOY_HVT_CRASH_AT=<point>` in the environment, the process kills itself
+/// with SIGKILL when it reaches that point, exactly as an operator's
+/// `kill -9` or a power cut would stop it there.
+pub(crate) fn crash_point(point: &str) {
+    if std::env::var("DEPLOY_HVT_CRASH_AT").is_ok_and(|p| p == point) {
+        unsafe {
+            libc::raise(libc::SIGKILL);
+        }
+    }
+}
+
 fn restart(cfg: &Config, state: &State, image: &Image) -> anyhow::Result<Option<Child>> {
     match &cfg.restart {
         Restart::Builtin => {
@@ -57,6 +69,7 @@ fn restart(cfg: &Config, state: &State, image: &Image) -> anyhow::Result<Option<
 /// Restart on `image` and check it; the error says why it is not healthy.
 fn run_and_check(cfg: &Config, state: &State, image: &Image) -> Result<(), String> {
     let mut child = restart(cfg, state, image).map_err(|e| format!("{e:#}"))?;
+    crash_point("after-restart");
     health::check(cfg, state, child.as_mut())
 }
 
@@ -67,7 +80,9 @@ fn activate(cfg: &Config, state: &State, action: &str, new: &Image) -> anyhow::R
     let old_previous = state.link("previous")?;
     if old_current.as_ref() != Some(new) {
         state.set_link("previous", old_current.as_ref())?;
+        crash_point("after-previous");
         state.set_link("current", Some(new))?;
+        crash_point("after-switch");
     }
     let sha = Some(new.sha256.to_string());
     let why = match run_and_check(cfg, state, new) {
@@ -172,6 +187,7 @@ pub fn deploy(
         });
     }
     let image = state.keep(staged, cfg.target)?;
+    crash_point("after-store");
     activate(cfg, &state, "deploy", &image)
 }
 

@@ -76,3 +76,15 @@ pub fn run_measuring_rss(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A script from `scripts/`, with a clean UKREPO_ environment.
+pub fn script(name: &str) -> assert_cmd::Command {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts").join(name);
+    let mut c = assert_cmd::Command::new(p);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("UKREPO_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}

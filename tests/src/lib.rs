@@ -4,5 +4,6 @@
 
 pub mod bins;
 pub mod hostile;
+pub mod host;
 pub mod server;
 pub mod solo5;

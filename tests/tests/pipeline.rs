@@ -1,0 +1,86 @@
+//! The whole pipeline with the real binaries, the real server and real Solo5
+//! tenders: upload v1 → deploy-latest → v1 runs → upload v2 → v2 runs, v1 is
+//! `previous` → upload a crashing image → exit 3, v2 runs again →
+//! `deploy-hvt rollback` → v1 runs. Under solo5-spt always, and under
+//! solo5-hvt when /dev/kvm opens.
+
+use std::path::PathBuf;
+
+use ukrepo_tests::bins::{bin, cmd, script};
+use ukrepo_tests::host::{Host, sha_of};
+use ukrepo_tests::server::*;
+use ukrepo_tests::solo5::kvm_available;
+
+fn path_with_tools() -> String {
+    let bins = bin("deploy-hvt").parent().unwrap().to_owned();
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    format!("{}:{}:{}", bins.display(), scripts.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+fn pipeline(target: &'static str) {
+    let s = start();
+    s.add_user("ci", "pw", true);
+    let host = Host::new(target, "");
+    let env = [("UKREPO_URL", s.url.as_str()), ("UKREPO_USER", "ci"), ("UKREPO_PASSWORD", "pw"), ("UKREPO_PLATFORM", "test")];
+    let upload = |name: &str| {
+        cmd("upload").envs(env).args(["--job", "web", "--name", &format!("web.{target}")]).arg(host.image(name)).assert().code(0);
+    };
+    let path = path_with_tools();
+    let deploy_latest = |code: i32| {
+        let a = script("deploy-latest.sh").env("PATH", &path).envs(env).arg("web").arg(&host.config).assert();
+        let out = a.get_output().clone();
+        assert_eq!(out.status.code(), Some(code), "deploy-latest.sh\n{}\n{}", String::from_utf8_lossy(&out.stderr), host.listing());
+        out
+    };
+    let (v1, v2, crash) = (sha_of(&host.image("ticker-v1")), sha_of(&host.image("ticker-v2")), sha_of(&host.image("crash")));
+
+    upload("ticker-v1");
+    deploy_latest(0);
+    assert!(host.console().contains("version: v1\n"), "{}", host.console());
+    assert!(host.the_tender().image.to_string_lossy().contains(&v1));
+    assert_eq!(host.link_sha("current").as_deref(), Some(v1.as_str()));
+
+    // Nothing new: silent, exit 0, nothing restarted.
+    let pid = host.the_tender().pid;
+    let out = deploy_latest(0);
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "not silent: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(host.the_tender().pid, pid);
+
+    upload("ticker-v2");
+    deploy_latest(0);
+    assert!(host.console().contains("version: v2\n"), "{}", host.console());
+    assert!(host.the_tender().image.to_string_lossy().contains(&v2));
+    assert_eq!(host.link_sha("previous").as_deref(), Some(v1.as_str()));
+
+    upload("crash");
+    deploy_latest(3);
+    assert!(host.the_tender().image.to_string_lossy().contains(&v2), "v2 runs again");
+    assert!(host.console().contains("version: v2\n"));
+    assert_eq!(host.link_sha("current").as_deref(), Some(v2.as_str()));
+    let failed = std::fs::read_to_string(host.state().join("failed")).unwrap();
+    assert!(failed.contains(&crash), "{failed}");
+    // The failed build is not retried by the next cron run.
+    let pid = host.the_tender().pid;
+    deploy_latest(0);
+    assert_eq!(host.the_tender().pid, pid);
+
+    host.deploy_hvt("rollback").assert().code(0);
+    assert!(host.the_tender().image.to_string_lossy().contains(&v1), "rollback runs v1\n{}", host.listing());
+    assert!(host.console().contains("version: v1\n"));
+    assert_eq!(host.link_sha("current").as_deref(), Some(v1.as_str()));
+    assert_eq!(host.link_sha("previous").as_deref(), Some(v2.as_str()));
+}
+
+#[test]
+fn pipeline_under_solo5_spt() {
+    pipeline("spt");
+}
+
+#[test]
+fn pipeline_under_solo5_hvt() {
+    if !kvm_available() {
+        eprintln!("/dev/kvm cannot be opened here: the hvt pipeline needs it (the spt one ran)");
+        return;
+    }
+    pipeline("hvt");
+}

@@ -48,7 +48,7 @@ keep = 3
 [health]
 settle = "500ms"
 timeout = "5s"
-console = "ready"
+console = "(?m)^ready\$"
 TOML
 echo "host config ($work/web.toml), tender solo5-$target" >&2
 

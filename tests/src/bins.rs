@@ -79,7 +79,9 @@ pub fn run_measuring_rss(
 
 /// A script from `scripts/`, with a clean UKREPO_ environment.
 pub fn script(name: &str) -> assert_cmd::Command {
-    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts").join(name);
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(name);
     let mut c = assert_cmd::Command::new(p);
     for (k, _) in std::env::vars() {
         if k.starts_with("UKREPO_") {

@@ -26,12 +26,16 @@ impl Host {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("web.toml");
         let toml = format!(
-            "name = \"web\"\nstate_dir = \"{}\"\ntender = \"{}\"\ntender_args = [\"--mem=32\"]\nargs = [\"test\"]\nkeep = 3\n[health]\nsettle = \"200ms\"\ntimeout = \"5s\"\nconsole = \"ready\"\n{health}",
+            "name = \"web\"\nstate_dir = \"{}\"\ntender = \"{}\"\ntender_args = [\"--mem=32\"]\nargs = [\"test\"]\nkeep = 3\n[health]\nsettle = \"200ms\"\ntimeout = \"5s\"\nconsole = \"(?m)^ready$\"\n{health}",
             dir.path().join("state").display(),
             tender(&format!("solo5-{target}")).display()
         );
         std::fs::write(&config, toml).unwrap();
-        Host { dir, target, config }
+        Host {
+            dir,
+            target,
+            config,
+        }
     }
 
     pub fn state(&self) -> PathBuf {
@@ -40,7 +44,9 @@ impl Host {
 
     /// A test image for this host's target, e.g. `image("ticker-v1")`.
     pub fn image(&self, name: &str) -> PathBuf {
-        solo5_dir().join("images").join(format!("{name}.{}", self.target))
+        solo5_dir()
+            .join("images")
+            .join(format!("{name}.{}", self.target))
     }
 
     pub fn deploy_hvt(&self, sub: &str) -> assert_cmd::Command {
@@ -54,16 +60,30 @@ impl Host {
         let prefix = format!("{}/", self.state().join("images").display());
         let mut out = Vec::new();
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-            let args: Vec<String> = raw.split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = raw
+                .split(|&b| b == 0)
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect();
             let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(true))
+                .map(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('Z'))
+                        .unwrap_or(true)
+                })
                 .unwrap_or(true);
             if let Some(img) = args.iter().skip(1).find(|a| a.starts_with(&prefix))
                 && !zombie
             {
-                out.push(Tender { pid, image: PathBuf::from(img) });
+                out.push(Tender {
+                    pid,
+                    image: PathBuf::from(img),
+                });
             }
         }
         out
@@ -72,7 +92,12 @@ impl Host {
     /// The one running tender; fails the test unless there is exactly one.
     pub fn the_tender(&self) -> Tender {
         let t = self.tenders();
-        assert_eq!(t.len(), 1, "expected exactly one tender, found {t:?}\n{}", self.listing());
+        assert_eq!(
+            t.len(),
+            1,
+            "expected exactly one tender, found {t:?}\n{}",
+            self.listing()
+        );
         t[0].clone()
     }
 
@@ -84,10 +109,25 @@ impl Host {
     pub fn link_sha(&self, link: &str) -> Option<String> {
         let target = std::fs::read_link(self.state().join(link)).ok()?;
         let path = self.state().join(target);
-        assert!(path.is_file(), "{link} points at a missing file\n{}", self.listing());
-        let name = path.file_name().unwrap().to_string_lossy().split('.').next().unwrap().to_owned();
+        assert!(
+            path.is_file(),
+            "{link} points at a missing file\n{}",
+            self.listing()
+        );
+        let name = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .split('.')
+            .next()
+            .unwrap()
+            .to_owned();
         let (actual, _) = uk_digest::hash_file(&path).unwrap();
-        assert_eq!(actual.to_string(), name, "{link}: the image's bytes do not match its name");
+        assert_eq!(
+            actual.to_string(),
+            name,
+            "{link}: the image's bytes do not match its name"
+        );
         Some(name)
     }
 
@@ -98,7 +138,9 @@ impl Host {
             if let Ok(rd) = std::fs::read_dir(self.state().join(sub)) {
                 for e in rd.flatten() {
                     let p = e.path();
-                    let link = std::fs::read_link(&p).map(|t| format!(" -> {}", t.display())).unwrap_or_default();
+                    let link = std::fs::read_link(&p)
+                        .map(|t| format!(" -> {}", t.display()))
+                        .unwrap_or_default();
                     s.push_str(&format!("{}{link}\n", p.display()));
                 }
             }

@@ -3,7 +3,7 @@
 //! ([`bins`]), and the Solo5 images and tenders ([`solo5`]).
 
 pub mod bins;
-pub mod hostile;
 pub mod host;
+pub mod hostile;
 pub mod server;
 pub mod solo5;

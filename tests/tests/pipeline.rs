@@ -14,47 +14,92 @@ use ukrepo_tests::solo5::kvm_available;
 fn path_with_tools() -> String {
     let bins = bin("deploy-hvt").parent().unwrap().to_owned();
     let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    format!("{}:{}:{}", bins.display(), scripts.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}:{}",
+        bins.display(),
+        scripts.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 fn pipeline(target: &'static str) {
     let s = start();
     s.add_user("ci", "pw", true);
     let host = Host::new(target, "");
-    let env = [("UKREPO_URL", s.url.as_str()), ("UKREPO_USER", "ci"), ("UKREPO_PASSWORD", "pw"), ("UKREPO_PLATFORM", "test")];
+    let env = [
+        ("UKREPO_URL", s.url.as_str()),
+        ("UKREPO_USER", "ci"),
+        ("UKREPO_PASSWORD", "pw"),
+        ("UKREPO_PLATFORM", "test"),
+    ];
     let upload = |name: &str| {
-        cmd("upload").envs(env).args(["--job", "web", "--name", &format!("web.{target}")]).arg(host.image(name)).assert().code(0);
+        cmd("upload")
+            .envs(env)
+            .args(["--job", "web", "--name", &format!("web.{target}")])
+            .arg(host.image(name))
+            .assert()
+            .code(0);
     };
     let path = path_with_tools();
     let deploy_latest = |code: i32| {
-        let a = script("deploy-latest.sh").env("PATH", &path).envs(env).arg("web").arg(&host.config).assert();
+        let a = script("deploy-latest.sh")
+            .env("PATH", &path)
+            .envs(env)
+            .arg("web")
+            .arg(&host.config)
+            .assert();
         let out = a.get_output().clone();
-        assert_eq!(out.status.code(), Some(code), "deploy-latest.sh\n{}\n{}", String::from_utf8_lossy(&out.stderr), host.listing());
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "deploy-latest.sh\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            host.listing()
+        );
         out
     };
-    let (v1, v2, crash) = (sha_of(&host.image("ticker-v1")), sha_of(&host.image("ticker-v2")), sha_of(&host.image("crash")));
+    let (v1, v2, crash) = (
+        sha_of(&host.image("ticker-v1")),
+        sha_of(&host.image("ticker-v2")),
+        sha_of(&host.image("crash")),
+    );
 
     upload("ticker-v1");
     deploy_latest(0);
-    assert!(host.console().contains("version: v1\n"), "{}", host.console());
+    assert!(
+        host.console().contains("version: v1\n"),
+        "{}",
+        host.console()
+    );
     assert!(host.the_tender().image.to_string_lossy().contains(&v1));
     assert_eq!(host.link_sha("current").as_deref(), Some(v1.as_str()));
 
     // Nothing new: silent, exit 0, nothing restarted.
     let pid = host.the_tender().pid;
     let out = deploy_latest(0);
-    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "not silent: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "not silent: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(host.the_tender().pid, pid);
 
     upload("ticker-v2");
     deploy_latest(0);
-    assert!(host.console().contains("version: v2\n"), "{}", host.console());
+    assert!(
+        host.console().contains("version: v2\n"),
+        "{}",
+        host.console()
+    );
     assert!(host.the_tender().image.to_string_lossy().contains(&v2));
     assert_eq!(host.link_sha("previous").as_deref(), Some(v1.as_str()));
 
     upload("crash");
     deploy_latest(3);
-    assert!(host.the_tender().image.to_string_lossy().contains(&v2), "v2 runs again");
+    assert!(
+        host.the_tender().image.to_string_lossy().contains(&v2),
+        "v2 runs again"
+    );
     assert!(host.console().contains("version: v2\n"));
     assert_eq!(host.link_sha("current").as_deref(), Some(v2.as_str()));
     let failed = std::fs::read_to_string(host.state().join("failed")).unwrap();
@@ -65,7 +110,11 @@ fn pipeline(target: &'static str) {
     assert_eq!(host.the_tender().pid, pid);
 
     host.deploy_hvt("rollback").assert().code(0);
-    assert!(host.the_tender().image.to_string_lossy().contains(&v1), "rollback runs v1\n{}", host.listing());
+    assert!(
+        host.the_tender().image.to_string_lossy().contains(&v1),
+        "rollback runs v1\n{}",
+        host.listing()
+    );
     assert!(host.console().contains("version: v1\n"));
     assert_eq!(host.link_sha("current").as_deref(), Some(v1.as_str()));
     assert_eq!(host.link_sha("previous").as_deref(), Some(v2.as_str()));

@@ -160,11 +160,13 @@ fn the_health_command_check_is_polled() {
         .unwrap()
         .replace("timeout = \"5s\"", "timeout = \"1s\"");
     std::fs::write(&h.config, cfg).unwrap();
+    // The previous image fails the same check, so nothing healthy is left: 4.
     h.deploy_hvt("deploy")
         .arg(h.image("ticker-v2"))
         .assert()
-        .code(3)
-        .stderr(predicates::str::contains("the health command"));
+        .code(4)
+        .stderr(predicates::str::contains("the health command"))
+        .stderr(predicates::str::contains("failed too"));
 }
 
 #[test]

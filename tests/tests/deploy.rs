@@ -321,3 +321,37 @@ fn concurrent_deploys_never_interleave() {
     );
     assert_consistent(&h);
 }
+
+#[test]
+fn restart_by_command_and_tcp_http_checks() {
+    // A repository server gives the HTTP and TCP checks something real to reach.
+    let s = ukrepo_tests::server::start();
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let h = Host::new("spt", "");
+    let marker = h.dir.path().join("restarted");
+    let cfg = std::fs::read_to_string(&h.config)
+        .unwrap()
+        .replace("console = \"(?m)^ready$\"\n", "")
+        .replace("[health]", &format!("restart = \"readlink {} >> {}\"\n[health]", h.state().join("current").display(), marker.display()))
+        + &format!("tcp = \"{addr}\"\nhttp = \"{}/\"\n", s.url);
+    std::fs::write(&h.config, &cfg).unwrap();
+    h.deploy_hvt("deploy").arg(h.image("ticker-v1")).assert().code(0);
+    h.deploy_hvt("deploy").arg(h.image("ticker-v2")).assert().code(0);
+    let restarted = std::fs::read_to_string(&marker).unwrap();
+    let v1 = sha_of(&h.image("ticker-v1"));
+    let v2 = sha_of(&h.image("ticker-v2"));
+    assert_eq!(restarted.lines().count(), 2, "{restarted}");
+    assert!(restarted.lines().next().unwrap().contains(&v1) && restarted.lines().nth(1).unwrap().contains(&v2), "{restarted}");
+    assert!(h.tenders().is_empty(), "a command restart starts no tender of ours");
+
+    // A TCP check that cannot pass: rolled back by running the command on v1 again.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let cfg = cfg.replace(&format!("tcp = \"{addr}\""), &format!("tcp = \"{closed}\"")).replace("timeout = \"5s\"", "timeout = \"1s\"");
+    std::fs::write(&h.config, cfg).unwrap();
+    h.deploy_hvt("deploy")
+        .arg(h.image("ticker-v3"))
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains(format!("no TCP connection to {closed}")));
+    assert_eq!(h.link_sha("current").unwrap(), v2, "current switched back");
+}

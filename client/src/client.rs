@@ -70,9 +70,7 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Status { status, .. } => *status >= 500 || *status == 429,
-            ClientError::Transport { source, .. } => {
-                !matches!(source, ureq::Error::BadUri(_) | ureq::Error::Http(_))
-            }
+            ClientError::Transport { source, .. } => !matches!(source, ureq::Error::BadUri(_) | ureq::Error::Http(_)),
             ClientError::Other(_) => false,
         }
     }
@@ -94,8 +92,7 @@ pub struct Client {
 }
 
 fn first_line(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
-    let s = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the {what} file {:?}", path.display()))?;
+    let s = std::fs::read_to_string(path).with_context(|| format!("reading the {what} file {:?}", path.display()))?;
     let line = s.lines().next().unwrap_or("").trim().to_owned();
     if line.is_empty() {
         bail!("the {what} file {:?} is empty", path.display());
@@ -117,11 +114,8 @@ fn credential(args: &ConnectArgs) -> anyhow::Result<Option<Credential>> {
     };
     let password = match &args.password_file {
         Some(p) => first_line(p, "password")?,
-        None => std::env::var("UKREPO_PASSWORD").map_err(|_| {
-            anyhow::anyhow!(
-                "user {user:?} is set but neither UKREPO_PASSWORD nor --password-file is"
-            )
-        })?,
+        None => std::env::var("UKREPO_PASSWORD")
+            .map_err(|_| anyhow::anyhow!("user {user:?} is set but neither UKREPO_PASSWORD nor --password-file is"))?,
     };
     Ok(Some(Credential::Basic {
         user: user.clone(),
@@ -140,9 +134,7 @@ fn load_pem(
         Err(e) => return Err(e).with_context(|| format!("reading the CA file {:?}", p.display())),
     };
     for item in ureq::tls::parse_pem(&pem) {
-        if let PemItem::Certificate(c) =
-            item.with_context(|| format!("parsing the CA file {:?}", p.display()))?
-        {
+        if let PemItem::Certificate(c) = item.with_context(|| format!("parsing the CA file {:?}", p.display()))? {
             certs.push(c);
         }
     }
@@ -151,9 +143,7 @@ fn load_pem(
 
 fn tls_config(cacert: Option<&std::path::Path>) -> anyhow::Result<TlsConfig> {
     let Some(path) = cacert else {
-        return Ok(TlsConfig::builder()
-            .root_certs(RootCerts::PlatformVerifier)
-            .build());
+        return Ok(TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build());
     };
     let mut certs = Vec::new();
     load_pem(path, true, &mut certs)?;
@@ -176,14 +166,24 @@ fn tls_config(cacert: Option<&std::path::Path>) -> anyhow::Result<TlsConfig> {
 
 impl Client {
     pub fn new(args: &ConnectArgs) -> anyhow::Result<Client> {
+        Self::with_timeouts(args, Duration::from_secs(30), Duration::from_secs(600))
+    }
+
+    /// A client that gives up quickly, for work that must never hold up its
+    /// caller (deployment reports).
+    pub fn quick(args: &ConnectArgs) -> anyhow::Result<Client> {
+        Self::with_timeouts(args, Duration::from_secs(3), Duration::from_secs(10))
+    }
+
+    fn with_timeouts(args: &ConnectArgs, connect: Duration, response: Duration) -> anyhow::Result<Client> {
         let base = args.url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--url {:?} must start with http:// or https://", args.url);
         }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(600)))
+            .timeout_connect(Some(connect))
+            .timeout_recv_response(Some(response))
             .tls_config(tls_config(args.cacert.as_deref())?)
             .user_agent(concat!("ukrepo-client/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -237,11 +237,7 @@ impl Client {
             return Ok(resp);
         }
         let mut text = String::new();
-        let _ = resp
-            .into_body()
-            .into_reader()
-            .take(64 * 1024)
-            .read_to_string(&mut text);
+        let _ = resp.into_body().into_reader().take(64 * 1024).read_to_string(&mut text);
         let message = serde_json::from_str::<ErrorJson>(&text)
             .map(|e| e.error)
             .unwrap_or_else(|_| text.chars().take(200).collect::<String>().trim().to_owned());
@@ -255,6 +251,13 @@ impl Client {
 
     /// GET a JSON document, following redirects, retrying transient failures.
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
+        self.get_json_or_304(url)?
+            .ok_or_else(|| ClientError::Other(format!("GET {url}: the server answered 304 Not Modified")))
+    }
+
+    /// As [`Client::get_json`], but `Ok(None)` for a 304 (a long-poll that ended
+    /// with nothing new).
+    pub fn get_json_or_304<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<Option<T>, ClientError> {
         with_retries(self.retries, self.verbose, |_| {
             let resp = match self.get(url).header("Accept", "application/json").call() {
                 Ok(r) => r,
@@ -266,6 +269,9 @@ impl Client {
                     });
                 }
             };
+            if resp.status().as_u16() == 304 {
+                return Attempt::Done(None);
+            }
             let mut resp = match Self::check("GET", url, resp) {
                 Ok(r) => r,
                 Err(e) if e.is_transient() => return Attempt::Transient(e),
@@ -273,7 +279,7 @@ impl Client {
             };
             match resp.body_mut().with_config().limit(16 << 20).read_to_vec() {
                 Ok(bytes) => match serde_json::from_slice(&bytes) {
-                    Ok(v) => Attempt::Done(v),
+                    Ok(v) => Attempt::Done(Some(v)),
                     Err(e) => Attempt::Fatal(ClientError::Other(format!(
                         "GET {url}: the answer is not the expected JSON: {e}"
                     ))),
@@ -288,16 +294,31 @@ impl Client {
     }
 
     /// The latest build of a job (with a main binary), optionally of one platform.
-    pub fn latest_build(
-        &self,
-        job: &JobName,
-        platform: Option<&PlatformName>,
-    ) -> Result<BuildJson, ClientError> {
+    pub fn latest_build(&self, job: &JobName, platform: Option<&PlatformName>) -> Result<BuildJson, ClientError> {
         let mut url = self.url(&format!("/job/{job}/build/latest"));
         if let Some(p) = platform {
             url.push_str(&format!("?platform={p}"));
         }
         self.get_json(&url)
+    }
+
+    /// Long-polls for a latest build whose main binary is not `current`:
+    /// `Ok(None)` when the server's wait ended with nothing new (304).
+    pub fn wait_for_new_build(
+        &self,
+        job: &JobName,
+        platform: Option<&PlatformName>,
+        current: &uk_digest::Sha256,
+        wait: Duration,
+    ) -> Result<Option<BuildJson>, ClientError> {
+        let mut url = self.url(&format!(
+            "/job/{job}/build/latest?wait={}&current={current}",
+            wait.as_secs().max(1)
+        ));
+        if let Some(p) = platform {
+            url.push_str(&format!("&platform={p}"));
+        }
+        self.get_json_or_304(&url)
     }
 
     pub fn build(&self, job: &JobName, uuid: &BuildId) -> Result<BuildJson, ClientError> {

@@ -19,22 +19,11 @@ pub enum DownloadError {
     #[error(transparent)]
     Http(#[from] ClientError),
     #[error("writing {path:?}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
     #[error("{url}: the server announces {announced} bytes but the build says {expected}")]
-    WrongLength {
-        url: String,
-        announced: u64,
-        expected: u64,
-    },
+    WrongLength { url: String, announced: u64, expected: u64 },
     #[error("{url}: the body was cut short after {got} of {expected} bytes")]
-    Truncated {
-        url: String,
-        got: u64,
-        expected: u64,
-    },
+    Truncated { url: String, got: u64, expected: u64 },
     #[error("{url}: the server sent more than the {expected} bytes the build says")]
     TooLong { url: String, expected: u64 },
     #[error("{url}: the downloaded bytes have sha256 {actual} but the build says {expected}")]
@@ -174,11 +163,10 @@ fn attempt(
                 expected: size,
             });
         }
-        file.write_all(&buf[..n])
-            .map_err(|e| DownloadError::Write {
-                path: dest.display().to_string(),
-                source: e,
-            })?;
+        file.write_all(&buf[..n]).map_err(|e| DownloadError::Write {
+            path: dest.display().to_string(),
+            source: e,
+        })?;
         bar.inc(n as u64);
     }
     if file.len() < size {

@@ -19,9 +19,7 @@ pub enum Attempt<T, E> {
 }
 
 pub fn delay(attempt: u32) -> Duration {
-    BASE_DELAY
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(MAX_DELAY)
+    BASE_DELAY.saturating_mul(1u32 << attempt.min(16)).min(MAX_DELAY)
 }
 
 /// Runs `f` up to `1 + retries` times; `f` gets the attempt number.

@@ -67,9 +67,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         eprintln!("{}  {}\n{}  {}", show(&a), args.a, show(&b), args.b);
     }
-    Ok(exit::code(if same {
-        exit::SUCCESS
-    } else {
-        exit::NEGATIVE
-    }))
+    Ok(exit::code(if same { exit::SUCCESS } else { exit::NEGATIVE }))
 }

@@ -29,26 +29,14 @@ fn exit_codes() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("does not exist"));
-    cmd()
-        .arg(&a)
-        .arg(&missing)
-        .arg("--missing-ok")
-        .assert()
-        .code(1);
-    cmd()
-        .arg(&missing)
-        .arg(&missing)
-        .arg("--missing-ok")
-        .assert()
-        .code(1);
+    cmd().arg(&a).arg(&missing).arg("--missing-ok").assert().code(1);
+    cmd().arg(&missing).arg(&missing).arg("--missing-ok").assert().code(1);
     cmd()
         .arg(&a)
         .arg("abc123")
         .assert()
         .code(2)
-        .stderr(predicates::str::contains(
-            "neither an existing file nor a sha256",
-        ));
+        .stderr(predicates::str::contains("neither an existing file nor a sha256"));
     cmd().arg(&a).arg(&ABC[1..]).assert().code(2);
     cmd().arg(&a).assert().code(2);
 }
@@ -67,10 +55,7 @@ fn help_shows_the_exit_code_table() {
 fn large_sparse_file_hashes_correctly() {
     let d = tempfile::tempdir().unwrap();
     let big = d.path().join("big");
-    std::fs::File::create(&big)
-        .unwrap()
-        .set_len(1 << 30)
-        .unwrap();
+    std::fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
     let (expected, _) = uk_digest::hash_file(&big).unwrap();
     cmd().arg(&big).arg(expected.to_string()).assert().code(0);
     cmd().arg(&big).arg(ABC).assert().code(1);

@@ -14,6 +14,7 @@ use uk_names::JobName;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub name: Option<String>,
+    pub job: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub tender: Option<String>,
     pub tender_args: Option<Vec<String>>,
@@ -45,6 +46,9 @@ pub struct ConfigArgs {
     /// Unikernel name (its folder under the state dir).
     #[arg(long)]
     pub name: Option<String>,
+    /// The repository job whose builds this unikernel runs (for reports) [default: the name].
+    #[arg(long)]
+    pub job: Option<String>,
     /// Where unikernels keep their state [default: /var/lib/unikernels].
     #[arg(long, env = "UKREPO_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -84,6 +88,8 @@ pub struct ConfigArgs {
     /// Health: a shell command that exits 0 when healthy.
     #[arg(long = "health-command", value_name = "CMD")]
     pub health_command: Option<String>,
+    #[command(flatten)]
+    pub report: crate::report::ReportArgs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +134,7 @@ impl From<DeviceType> for DeviceKind {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub name: JobName,
+    pub job: JobName,
     pub dir: PathBuf,
     pub tender: PathBuf,
     pub target: Target,
@@ -142,8 +149,7 @@ pub struct Config {
 
 fn duration(what: &str, s: Option<String>, default: &str) -> anyhow::Result<Duration> {
     let s = s.unwrap_or_else(|| default.to_owned());
-    humantime::parse_duration(&s)
-        .with_context(|| format!("{what} {s:?} is not a duration (e.g. 500ms, 2s, 1m)"))
+    humantime::parse_duration(&s).with_context(|| format!("{what} {s:?} is not a duration (e.g. 500ms, 2s, 1m)"))
 }
 
 /// `--net:NAME=…` and `--block:NAME=…` in the tender's arguments.
@@ -158,9 +164,10 @@ pub fn devices_of(tender_args: &[String]) -> anyhow::Result<Vec<Device>> {
             continue;
         };
         // --net-mac:NAME=… is an option of a net device, not a device.
-        let name = rest.split_once('=').map(|(n, _)| n).with_context(|| {
-            format!("tender argument {a:?} must be --net:NAME=IFACE or --block:NAME=FILE")
-        })?;
+        let name = rest
+            .split_once('=')
+            .map(|(n, _)| n)
+            .with_context(|| format!("tender argument {a:?} must be --net:NAME=IFACE or --block:NAME=FILE"))?;
         out.push(Device {
             name: name.to_owned(),
             kind,
@@ -202,10 +209,8 @@ impl Config {
     pub fn load(a: &ConfigArgs) -> anyhow::Result<Config> {
         let file: FileConfig = match &a.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config {:?}", p.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("parsing config {:?}", p.display()))?
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {:?}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config {:?}", p.display()))?
             }
             None => FileConfig::default(),
         };
@@ -215,17 +220,16 @@ impl Config {
             .or(file.name)
             .context("no unikernel name: set name in the config or --name")?;
         let name: JobName = name_s.parse().context("the unikernel name")?;
+        let job: JobName = match a.job.clone().or(file.job) {
+            Some(j) => j.parse().context("the job")?,
+            None => name.clone(),
+        };
         let state_dir = a
             .state_dir
             .clone()
             .or(file.state_dir)
             .unwrap_or_else(|| PathBuf::from("/var/lib/unikernels"));
-        let tender = find_tender(
-            &a.tender
-                .clone()
-                .or(file.tender)
-                .unwrap_or_else(|| "solo5-hvt".into()),
-        )?;
+        let tender = find_tender(&a.tender.clone().or(file.tender).unwrap_or_else(|| "solo5-hvt".into()))?;
         let target = target_of(&tender)?;
         let tender_args = if a.tender_args.is_empty() {
             file.tender_args.unwrap_or_default()
@@ -253,17 +257,11 @@ impl Config {
             .map(|c| regex::Regex::new(&c).with_context(|| format!("health console regex {c:?}")))
             .transpose()?;
         if console.is_some() && restart != Restart::Builtin {
-            bail!(
-                "the console health check needs restart = \"builtin\" (deploy-hvt captures the console only then)"
-            );
+            bail!("the console health check needs restart = \"builtin\" (deploy-hvt captures the console only then)");
         }
         let health = Health {
             settle: duration("settle", a.settle.clone().or(h.settle), "1s")?,
-            timeout: duration(
-                "health timeout",
-                a.health_timeout.clone().or(h.timeout),
-                "10s",
-            )?,
+            timeout: duration("health timeout", a.health_timeout.clone().or(h.timeout), "10s")?,
             console,
             tcp: a.health_tcp.clone().or(h.tcp),
             http: a.health_http.clone().or(h.http),
@@ -272,6 +270,7 @@ impl Config {
         Ok(Config {
             dir: state_dir.join(name.as_str()),
             name,
+            job,
             tender,
             target,
             tender_args,

@@ -125,10 +125,7 @@ fn activate(cfg: &Config, state: &State, action: &str, new: &Image) -> anyhow::R
             Ok(Outcome::RolledBack(msg))
         }
         Err(why2) => {
-            let msg = format!(
-                "{why}; the previous image {} failed too: {why2}",
-                back.sha256
-            );
+            let msg = format!("{why}; the previous image {} failed too: {why2}", back.sha256);
             journal::append(state, &Entry::new(action, "failed", sha, &msg))?;
             Ok(Outcome::RestoreFailed(msg))
         }
@@ -150,12 +147,7 @@ fn is_active(cfg: &Config, state: &State, sha: &Sha256) -> anyhow::Result<bool> 
     })
 }
 
-pub fn deploy(
-    cfg: &Config,
-    src: &Path,
-    expect: Option<&Sha256>,
-    retry_failed: bool,
-) -> anyhow::Result<Outcome> {
+pub fn deploy(cfg: &Config, src: &Path, expect: Option<&Sha256>, retry_failed: bool) -> anyhow::Result<Outcome> {
     let state = State::open(&cfg.dir)?;
     let _lock = lock::acquire(&state, LOCK_WAIT)?;
     let staged = match verify::stage_verified(cfg, &state, src, expect) {
@@ -229,9 +221,7 @@ pub fn start(cfg: &Config) -> anyhow::Result<Outcome> {
                     state.mark_failed(&cur.sha256)?;
                     eprintln!("deploy-hvt: {} is unhealthy: {why}", cur.sha256);
                     activate(cfg, &state, "start", &p).map(|o| match o {
-                        Outcome::Done => {
-                            Outcome::RolledBack(format!("{why}; back on {}", p.sha256))
-                        }
+                        Outcome::Done => Outcome::RolledBack(format!("{why}; back on {}", p.sha256)),
                         other => other,
                     })
                 }

@@ -24,8 +24,7 @@ fn exited(child: &mut Option<&mut Child>) -> Option<String> {
 
 fn console_matches(state: &State, re: &regex::Regex) -> bool {
     let mut text = String::new();
-    let _ = std::fs::File::open(state.path("console.log"))
-        .map(|f| f.take(16 << 20).read_to_string(&mut text));
+    let _ = std::fs::File::open(state.path("console.log")).map(|f| f.take(16 << 20).read_to_string(&mut text));
     re.is_match(&text)
 }
 
@@ -81,10 +80,7 @@ pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>) -> Resu
         h.command.is_none(),
     );
     loop {
-        console = console
-            || h.console
-                .as_ref()
-                .is_some_and(|re| console_matches(state, re));
+        console = console || h.console.as_ref().is_some_and(|re| console_matches(state, re));
         tcp = tcp || h.tcp.as_deref().is_some_and(tcp_ok);
         http = http || h.http.as_deref().is_some_and(http_ok);
         command = command || h.command.as_deref().is_some_and(command_ok);
@@ -103,16 +99,10 @@ pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>) -> Resu
                 ));
             }
             if !tcp {
-                failing.push(format!(
-                    "no TCP connection to {}",
-                    h.tcp.as_deref().unwrap_or("")
-                ));
+                failing.push(format!("no TCP connection to {}", h.tcp.as_deref().unwrap_or("")));
             }
             if !http {
-                failing.push(format!(
-                    "no good HTTP answer from {}",
-                    h.http.as_deref().unwrap_or("")
-                ));
+                failing.push(format!("no good HTTP answer from {}", h.http.as_deref().unwrap_or("")));
             }
             if !command {
                 failing.push(format!(
@@ -120,11 +110,7 @@ pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>) -> Resu
                     h.command.as_deref().unwrap_or("")
                 ));
             }
-            return Err(format!(
-                "unhealthy after {:?}: {}",
-                h.timeout,
-                failing.join("; ")
-            ));
+            return Err(format!("unhealthy after {:?}: {}", h.timeout, failing.join("; ")));
         }
         std::thread::sleep(POLL);
     }

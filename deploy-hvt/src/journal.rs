@@ -12,6 +12,9 @@ use crate::state::State;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
+    /// When the run that wrote this entry started.
+    #[serde(default)]
+    pub started: Option<String>,
     pub time: String,
     pub action: String,
     pub result: String,
@@ -19,18 +22,23 @@ pub struct Entry {
     pub message: String,
 }
 
+static RUN_STARTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn now() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+}
+
+/// Marks the start of this run (the `started` of its entries).
+pub fn mark_run_started() {
+    RUN_STARTED.get_or_init(now);
+}
+
 impl Entry {
-    pub fn new(
-        action: &str,
-        result: &str,
-        sha256: Option<String>,
-        message: impl Into<String>,
-    ) -> Entry {
-        let time = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
+    pub fn new(action: &str, result: &str, sha256: Option<String>, message: impl Into<String>) -> Entry {
+        let started = Some(RUN_STARTED.get_or_init(now).clone());
         Entry {
-            time,
+            started,
+            time: now(),
             action: action.into(),
             result: result.into(),
             sha256,

@@ -9,6 +9,7 @@ mod flows;
 mod health;
 mod journal;
 mod lock;
+mod report;
 mod state;
 mod status;
 mod tender;
@@ -77,6 +78,11 @@ pub enum Cmd {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Send deployment reports that could not be delivered yet.
+    Report {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 fn report(outcome: Outcome) -> ExitCode {
@@ -84,11 +90,7 @@ fn report(outcome: Outcome) -> ExitCode {
         Outcome::Done => exit::code(exit::SUCCESS),
         Outcome::Nothing { negative, why } => {
             eprintln!("deploy-hvt: nothing to do: {why}");
-            exit::code(if negative {
-                exit::NEGATIVE
-            } else {
-                exit::SUCCESS
-            })
+            exit::code(if negative { exit::NEGATIVE } else { exit::SUCCESS })
         }
         Outcome::RolledBack(why) => {
             eprintln!("deploy-hvt: rolled back: {why}");
@@ -101,36 +103,57 @@ fn report(outcome: Outcome) -> ExitCode {
     }
 }
 
+/// Sends pending deployment reports; never fails the command.
+fn flush_reports(cfg: &Config, a: &ConfigArgs) {
+    match report::Reporter::new(&a.report, false) {
+        Ok(Some(r)) => {
+            if let Ok(state) = state::State::open(&cfg.dir) {
+                r.flush(&state, &cfg.job);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("deploy-hvt: not reporting deployments: {e:#}"),
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match args.command {
+    journal::mark_run_started();
+    let (Cmd::Deploy { config, .. }
+    | Cmd::Rollback { config }
+    | Cmd::Status { config, .. }
+    | Cmd::Start { config }
+    | Cmd::Stop { config }
+    | Cmd::Report { config }) = &args.command;
+    let a = config.clone();
+    let cfg = Config::load(&a)?;
+    let result = run_command(&cfg, args.command);
+    flush_reports(&cfg, &a);
+    result
+}
+
+fn run_command(cfg: &Config, command: Cmd) -> anyhow::Result<ExitCode> {
+    match command {
         Cmd::Deploy {
-            config,
             expect_sha256,
             retry_failed,
             image,
-        } => {
-            let cfg = Config::load(&config)?;
-            Ok(report(flows::deploy(
-                &cfg,
-                &image,
-                expect_sha256.as_ref(),
-                retry_failed,
-            )?))
-        }
-        Cmd::Rollback { config } => Ok(report(flows::rollback(&Config::load(&config)?)?)),
-        Cmd::Start { config } => Ok(report(flows::start(&Config::load(&config)?)?)),
-        Cmd::Stop { config } => Ok(report(flows::stop(&Config::load(&config)?)?)),
-        Cmd::Status {
-            config,
-            json,
-            print_dir,
-        } => {
-            let cfg = Config::load(&config)?;
+            ..
+        } => Ok(report(flows::deploy(
+            cfg,
+            &image,
+            expect_sha256.as_ref(),
+            retry_failed,
+        )?)),
+        Cmd::Rollback { .. } => Ok(report(flows::rollback(cfg)?)),
+        Cmd::Start { .. } => Ok(report(flows::start(cfg)?)),
+        Cmd::Stop { .. } => Ok(report(flows::stop(cfg)?)),
+        Cmd::Report { .. } => Ok(exit::code(exit::SUCCESS)),
+        Cmd::Status { json, print_dir, .. } => {
             if print_dir {
                 println!("{}", cfg.dir.display());
                 return Ok(exit::code(exit::SUCCESS));
             }
-            let s = status::status(&cfg)?;
+            let s = status::status(cfg)?;
             if json {
                 println!("{}", serde_json::to_string(&s)?);
             } else {

@@ -26,10 +26,7 @@ pub fn acquire(state: &State, wait: Duration) -> anyhow::Result<Lock> {
             Ok(()) => return Ok(Lock(f)),
             Err(TryLockError::WouldBlock) => {
                 if Instant::now() >= end {
-                    bail!(
-                        "another deploy-hvt holds {:?}; gave up after {wait:?}",
-                        path.display()
-                    );
+                    bail!("another deploy-hvt holds {:?}; gave up after {wait:?}", path.display());
                 }
                 if !said {
                     eprintln!(

@@ -28,9 +28,7 @@ impl State {
     pub fn open(dir: &Path) -> anyhow::Result<State> {
         fs::create_dir_all(dir.join("images"))
             .with_context(|| format!("creating the state folder {:?}", dir.display()))?;
-        Ok(State {
-            dir: dir.to_owned(),
-        })
+        Ok(State { dir: dir.to_owned() })
     }
 
     pub fn images(&self) -> PathBuf {
@@ -52,8 +50,7 @@ impl State {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("reading the link {:?}", self.path(name).display()));
+                return Err(e).with_context(|| format!("reading the link {:?}", self.path(name).display()));
             }
         };
         let path = if target.is_absolute() {
@@ -65,11 +62,7 @@ impl State {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let Some(sha) = file
-            .split('.')
-            .next()
-            .and_then(|h| h.parse::<Sha256>().ok())
-        else {
+        let Some(sha) = file.split('.').next().and_then(|h| h.parse::<Sha256>().ok()) else {
             bail!(
                 "the link {name:?} points at {:?}, which is not one of our images",
                 path.display()
@@ -86,14 +79,11 @@ impl State {
         let link = self.path(name);
         match image {
             Some(img) => {
-                let rel = Path::new("images")
-                    .join(img.path.file_name().context("image without a file name")?);
+                let rel = Path::new("images").join(img.path.file_name().context("image without a file name")?);
                 let tmp = self.path(&format!(".{name}.tmp"));
                 let _ = fs::remove_file(&tmp);
-                std::os::unix::fs::symlink(&rel, &tmp)
-                    .with_context(|| format!("creating {:?}", tmp.display()))?;
-                fs::rename(&tmp, &link)
-                    .with_context(|| format!("switching {:?}", link.display()))?;
+                std::os::unix::fs::symlink(&rel, &tmp).with_context(|| format!("creating {:?}", tmp.display()))?;
+                fs::rename(&tmp, &link).with_context(|| format!("switching {:?}", link.display()))?;
             }
             None => match fs::remove_file(&link) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -109,8 +99,7 @@ impl State {
     /// [`State::keep`] names it after its digest once it has been verified.
     pub fn stage(&self, src: &Path) -> anyhow::Result<Staged> {
         let mut out = AtomicFile::new_in(&self.images(), "incoming")?;
-        let mut f = fs::File::open(src)
-            .with_context(|| format!("opening the image {:?}", src.display()))?;
+        let mut f = fs::File::open(src).with_context(|| format!("opening the image {:?}", src.display()))?;
         let mut buf = vec![0u8; uk_digest::BUF_SIZE];
         loop {
             let n = f
@@ -182,10 +171,7 @@ impl State {
         let mut images: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(self.images())?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
+            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
             .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
             .collect();
         images.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
@@ -221,16 +207,10 @@ mod tests {
             let staged = st.stage(&src).unwrap();
             imgs.push(st.keep(staged, Target::Hvt).unwrap());
             // distinct mtimes, oldest first
-            let t =
-                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
+            let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
             filetime_set(&imgs[i as usize].path, t).unwrap();
         }
-        assert!(
-            fs::metadata(&imgs[0].path)
-                .unwrap()
-                .permissions()
-                .readonly()
-        );
+        assert!(fs::metadata(&imgs[0].path).unwrap().permissions().readonly());
         st.set_link("current", Some(&imgs[0])).unwrap();
         st.set_link("previous", Some(&imgs[1])).unwrap();
         assert_eq!(st.link("current").unwrap(), Some(imgs[0].clone()));

@@ -27,9 +27,7 @@ pub struct RunningJson {
 
 pub fn status(cfg: &Config) -> anyhow::Result<Status> {
     let state = State::open(&cfg.dir)?;
-    let sha = |l: &str| -> anyhow::Result<Option<String>> {
-        Ok(state.link(l)?.map(|i| i.sha256.to_string()))
-    };
+    let sha = |l: &str| -> anyhow::Result<Option<String>> { Ok(state.link(l)?.map(|i| i.sha256.to_string())) };
     let running = match cfg.restart {
         crate::config::Restart::Builtin => tender::running(&state).map(|r| RunningJson {
             pid: r.pid,
@@ -55,18 +53,11 @@ pub fn print_text(s: &Status) {
     println!("current:   {}", s.current.clone().unwrap_or_else(none));
     println!("previous:  {}", s.previous.clone().unwrap_or_else(none));
     match &s.running {
-        Some(r) => println!(
-            "running:   pid {} ({})",
-            r.pid,
-            r.sha256.clone().unwrap_or_else(none)
-        ),
+        Some(r) => println!("running:   pid {} ({})", r.pid, r.sha256.clone().unwrap_or_else(none)),
         None => println!("running:   none"),
     }
     if let Some(e) = &s.last_deploy {
-        println!(
-            "last:      {} {} at {}: {}",
-            e.action, e.result, e.time, e.message
-        );
+        println!("last:      {} {} at {}: {}", e.action, e.result, e.time, e.message);
     }
     for f in &s.failed {
         println!("failed:    {f}");

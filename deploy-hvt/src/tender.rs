@@ -93,8 +93,7 @@ pub fn start(cfg: &Config, state: &State, image: &Path) -> anyhow::Result<Child>
     if console.exists() {
         let _ = fs::rename(&console, state.path("console.log.old"));
     }
-    let out =
-        fs::File::create(&console).with_context(|| format!("creating {:?}", console.display()))?;
+    let out = fs::File::create(&console).with_context(|| format!("creating {:?}", console.display()))?;
     let err = out.try_clone()?;
     let mut cmd = Command::new(&cfg.tender);
     cmd.args(&cfg.tender_args)

@@ -26,17 +26,7 @@ fn fmt_devices(d: &BTreeSet<Device>) -> String {
         return "none".into();
     }
     d.iter()
-        .map(|d| {
-            format!(
-                "{}:{}",
-                if d.kind == DeviceKind::Net {
-                    "net"
-                } else {
-                    "block"
-                },
-                d.name
-            )
-        })
+        .map(|d| format!("{}:{}", if d.kind == DeviceKind::Net { "net" } else { "block" }, d.name))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -54,17 +44,12 @@ pub fn stage_verified(
         why,
         sha256,
     };
-    let staged = state
-        .stage(src)
-        .map_err(|e| refuse(format!("{e:#}"), None))?;
+    let staged = state.stage(src).map_err(|e| refuse(format!("{e:#}"), None))?;
     let sha = staged.sha256;
     if let Some(want) = expect
         && *want != sha
     {
-        return Err(refuse(
-            format!("its sha256 is {sha}, expected {want}"),
-            Some(sha),
-        ));
+        return Err(refuse(format!("its sha256 is {sha}, expected {want}"), Some(sha)));
     }
     if cfg.verify_key.is_some() {
         return Err(refuse(
@@ -82,10 +67,7 @@ pub fn stage_verified(
             ));
         }
         Err(e) => {
-            return Err(refuse(
-                format!("it is not a Solo5 unikernel: {e}"),
-                Some(sha),
-            ));
+            return Err(refuse(format!("it is not a Solo5 unikernel: {e}"), Some(sha)));
         }
     };
     if info.abi.target != cfg.target {

@@ -40,9 +40,7 @@ pub fn parse_content_digest(header: &str) -> Result<Option<Sha256>, ContentDiges
         let bytes = STANDARD
             .decode(b64)
             .map_err(|_| err("the sha-256 value is not base64"))?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| err("the sha-256 value is not 32 bytes"))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| err("the sha-256 value is not 32 bytes"))?;
         return Ok(Some(Sha256::from_bytes(arr)));
     }
     Ok(None)
@@ -60,10 +58,7 @@ mod tests {
         let h = content_digest_header(&d);
         assert_eq!(h, "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:");
         assert_eq!(parse_content_digest(&h), Ok(Some(d)));
-        assert_eq!(
-            parse_content_digest(&format!("sha-512=:AAAA:, {h}")),
-            Ok(Some(d))
-        );
+        assert_eq!(parse_content_digest(&format!("sha-512=:AAAA:, {h}")), Ok(Some(d)));
         assert_eq!(parse_content_digest("sha-512=:AAAA:"), Ok(None));
     }
 

@@ -48,11 +48,7 @@ impl<W: Write> HashingWriter<W> {
 
     /// Digest and length of everything written, and the inner writer.
     pub fn finish(self) -> (Sha256, u64, W) {
-        (
-            Sha256::from_bytes(self.hasher.finalize().into()),
-            self.len,
-            self.inner,
-        )
+        (Sha256::from_bytes(self.hasher.finalize().into()), self.len, self.inner)
     }
 }
 
@@ -117,10 +113,7 @@ mod tests {
         w.write_all(b"a").unwrap();
         w.write_all(b"bc").unwrap();
         let (d, n, inner) = w.finish();
-        assert_eq!(
-            (d.to_string().as_str(), n, inner.as_slice()),
-            (abc, 3, &b"abc"[..])
-        );
+        assert_eq!((d.to_string().as_str(), n, inner.as_slice()), (abc, 3, &b"abc"[..]));
         let (d2, n2) = hash_reader(&b"abc"[..]).unwrap();
         assert_eq!((d2, n2), (d, 3));
     }

@@ -86,13 +86,7 @@ mod tests {
 
     #[test]
     fn rejects_wrong_length_and_non_hex() {
-        for bad in [
-            "",
-            "abc",
-            &EMPTY[..63],
-            &format!("{EMPTY}0"),
-            &EMPTY.replace('e', "g"),
-        ] {
+        for bad in ["", "abc", &EMPTY[..63], &format!("{EMPTY}0"), &EMPTY.replace('e', "g")] {
             let err = bad.parse::<Sha256>().unwrap_err();
             assert!(err.to_string().contains("not a sha256"), "{bad}: {err}");
         }

@@ -42,15 +42,39 @@ pub struct Args {
     #[arg(long, value_name = "FILE_OR_HEX", requires = "output")]
     pub if_differs_from: Option<String>,
 
+    /// With --if-differs-from: first wait up to DURATION (one long-poll; the
+    /// server caps it at 5 minutes) for a build that differs; exit 1 if none came.
+    #[arg(long, value_name = "DURATION", requires = "if_differs_from", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.connect)?;
-    let build = client
-        .latest_build(&args.job, args.platform.as_ref())
-        .with_context(|| format!("looking up the latest build of job {:?}", args.job.as_str()))?;
+    let current = match &args.if_differs_from {
+        Some(other) => uk_digest::file_or_digest(other).with_context(|| format!("hashing {other:?}"))?,
+        None => None,
+    };
+    let lookup = || format!("looking up the latest build of job {:?}", args.job.as_str());
+    let build = match (args.wait, &current) {
+        (Some(wait), Some(cur)) => match client
+            .wait_for_new_build(&args.job, args.platform.as_ref(), cur, wait)
+            .with_context(lookup)?
+        {
+            Some(b) => b,
+            None => {
+                if args.connect.verbose {
+                    eprintln!("nothing new within {wait:?}: the latest build still has sha256 {cur}");
+                }
+                return Ok(exit::code(exit::NEGATIVE));
+            }
+        },
+        _ => client
+            .latest_build(&args.job, args.platform.as_ref())
+            .with_context(lookup)?,
+    };
     let main = build.main_binary_file.with_context(|| {
         format!(
             "the latest build {} of job {:?} has no main binary",
@@ -62,12 +86,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", main.sha256);
         return Ok(exit::code(exit::SUCCESS));
     }
-    let output = args
-        .output
-        .expect("clap requires --output without --print-sha256");
+    let output = args.output.expect("clap requires --output without --print-sha256");
     if let Some(other) = &args.if_differs_from {
-        let current =
-            uk_digest::file_or_digest(other).with_context(|| format!("hashing {other:?}"))?;
+        let current = uk_digest::file_or_digest(other).with_context(|| format!("hashing {other:?}"))?;
         if current == Some(main.sha256) {
             if args.connect.verbose {
                 eprintln!(
@@ -78,23 +99,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(exit::code(exit::NEGATIVE));
         }
     }
-    let url = client.url(&format!(
-        "/job/{}/build/{}/f/{}",
-        build.job, build.uuid, main.filepath
-    ));
+    let url = client.url(&format!("/job/{}/build/{}/f/{}", build.job, build.uuid, main.filepath));
     if args.connect.verbose {
-        eprintln!(
-            "fetching {url} ({} bytes, sha256 {})",
-            main.size, main.sha256
-        );
+        eprintln!("fetching {url} ({} bytes, sha256 {})", main.size, main.sha256);
     }
     let staged = download::download_verified(&client, &url, &output, &main.sha256, main.size)?;
-    staged.set_mode(0o644).with_context(|| {
-        format!(
-            "setting the mode of the download for {:?}",
-            output.display()
-        )
-    })?;
+    staged
+        .set_mode(0o644)
+        .with_context(|| format!("setting the mode of the download for {:?}", output.display()))?;
     staged
         .persist(&output)
         .with_context(|| format!("renaming the download onto {:?}", output.display()))?;

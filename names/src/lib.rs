@@ -97,6 +97,11 @@ name_type!(
     "platform name"
 );
 name_type!(
+    /// A unikernel host, as it names itself in deployment reports.
+    HostName,
+    "host name"
+);
+name_type!(
     /// The file name of a main binary, stored as `bin/{name}`.
     BinaryName,
     "binary name"
@@ -158,9 +163,7 @@ impl serde::Serialize for ArtifactPath {
 
 impl<'de> serde::Deserialize<'de> for ArtifactPath {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -243,20 +246,8 @@ mod tests {
 
     #[test]
     fn artifact_paths() {
-        assert_eq!(
-            "bin/web.hvt".parse::<ArtifactPath>().unwrap().file_name(),
-            "web.hvt"
-        );
-        for bad in [
-            "",
-            "/abs",
-            "bin/",
-            "bin//x",
-            "../x",
-            "bin/../x",
-            "a/b/c/d/e",
-            "bin/.x",
-        ] {
+        assert_eq!("bin/web.hvt".parse::<ArtifactPath>().unwrap().file_name(), "web.hvt");
+        for bad in ["", "/abs", "bin/", "bin//x", "../x", "bin/../x", "a/b/c/d/e", "bin/.x"] {
             assert!(bad.parse::<ArtifactPath>().is_err(), "{bad}");
         }
     }
@@ -265,11 +256,7 @@ mod tests {
     fn build_ids_are_v4_only() {
         let id = BuildId::new_random();
         assert_eq!(id.to_string().parse::<BuildId>().unwrap(), id);
-        assert!(
-            "00000000-0000-1000-8000-000000000000"
-                .parse::<BuildId>()
-                .is_err()
-        );
+        assert!("00000000-0000-1000-8000-000000000000".parse::<BuildId>().is_err());
         assert!("not-a-uuid".parse::<BuildId>().is_err());
         assert!(id.to_string().replace('-', "").parse::<BuildId>().is_err());
     }

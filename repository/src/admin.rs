@@ -45,8 +45,7 @@ pub enum AccessCommand {
 }
 
 fn open(data_dir: &Path) -> anyhow::Result<rusqlite::Connection> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {:?}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {:?}", data_dir.display()))?;
     db::open(&db::db_path(data_dir))
 }
 
@@ -72,9 +71,7 @@ pub fn user(data_dir: &Path, cmd: UserCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         UserCommand::Add { name, unrestricted } => {
             if name.is_empty() || name.contains(':') || name.chars().any(char::is_control) {
-                bail!(
-                    "invalid user name {name:?}: it must be non-empty, without ':' or control characters"
-                );
+                bail!("invalid user name {name:?}: it must be non-empty, without ':' or control characters");
             }
             let hash = password::hash(&read_password()?)?;
             users::add(&conn, &name, &hash, unrestricted)?;
@@ -124,10 +121,7 @@ pub fn access(data_dir: &Path, cmd: AccessCommand) -> anyhow::Result<ExitCode> {
         }
         AccessCommand::Remove { user, job } => {
             users::revoke(&conn, &user, &job)?;
-            eprintln!(
-                "user {user:?} may no longer upload to job {:?}",
-                job.as_str()
-            );
+            eprintln!("user {user:?} may no longer upload to job {:?}", job.as_str());
         }
     }
     Ok(ExitCode::SUCCESS)

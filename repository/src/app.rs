@@ -17,7 +17,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Auth;
 use crate::db::{self, Db};
-use crate::http::{files, html, redirects, upload, views};
+use crate::http::{deployments, files, html, redirects, upload, views};
+use crate::notify::Notifier;
 use crate::store::{ArtifactStore, LocalStore};
 
 /// How the server is configured, after validation.
@@ -34,6 +35,7 @@ pub struct AppState {
     pub db: Db,
     pub store: Arc<dyn ArtifactStore>,
     pub auth: Arc<Auth>,
+    pub notify: Arc<Notifier>,
     pub max_upload: u64,
 }
 
@@ -46,20 +48,16 @@ impl AppState {
         let db = Db::open(&db::db_path(&cfg.data_dir))?;
         let store = LocalStore::open(&cfg.data_dir)
             .with_context(|| format!("opening the store in {:?}", cfg.data_dir.display()))?;
-        let cleaned = store
-            .clean_staging()
-            .context("cleaning the staging folder")?;
+        let cleaned = store.clean_staging().context("cleaning the staging folder")?;
         if cleaned > 0 {
-            tracing::warn!(
-                files = cleaned,
-                "removed staging files left by an earlier run"
-            );
+            tracing::warn!(files = cleaned, "removed staging files left by an earlier run");
         }
         let auth = Auth::new(db.clone(), cfg.max_failed_logins, cfg.login_lockout)?;
         Ok(AppState {
             db,
             store: Arc::new(store),
             auth: Arc::new(auth),
+            notify: Arc::new(Notifier::default()),
             max_upload: cfg.max_upload,
         })
     }
@@ -69,23 +67,20 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(views::jobs))
         .route("/hash", get(redirects::by_hash))
+        .route("/metrics", get(deployments::metrics))
         .route("/job/{job}", get(views::job))
-        .route(
-            "/job/{job}/platform/{platform}/upload",
-            post(upload::upload),
-        )
+        .route("/job/{job}/platform/{platform}/upload", post(upload::upload))
         .route("/job/{job}/build/latest", get(redirects::latest))
-        .route(
-            "/job/{job}/build/latest/{*rest}",
-            get(redirects::latest_rest),
-        )
+        .route("/job/{job}/build/latest/{*rest}", get(redirects::latest_rest))
         .route("/job/{job}/build/{uuid}", get(views::build))
-        .route(
-            "/job/{job}/build/{uuid}/main-binary",
-            get(redirects::main_binary),
-        )
+        .route("/job/{job}/build/{uuid}/main-binary", get(redirects::main_binary))
         .route("/job/{job}/build/{uuid}/console", get(files::console))
         .route("/job/{job}/build/{uuid}/f/{*path}", get(files::artifact))
+        .route("/job/{job}/deployments", get(deployments::job_deployments))
+        .route(
+            "/job/{job}/build/{uuid}/deployments",
+            get(deployments::build_deployments).post(deployments::report),
+        )
         // Uploads stream and enforce their own limit.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(html::error_pages))
@@ -99,10 +94,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -23,9 +23,7 @@ pub enum ApiError {
     Conflict(String),
     #[error("the upload exceeds the limit of {limit} bytes")]
     TooLarge { limit: u64 },
-    #[error(
-        "Content-Digest mismatch: the request announced sha256 {expected} but the image has sha256 {actual}"
-    )]
+    #[error("Content-Digest mismatch: the request announced sha256 {expected} but the image has sha256 {actual}")]
     DigestMismatch { expected: Sha256, actual: Sha256 },
     #[error("the requested range is not satisfiable for {size} bytes")]
     RangeNotSatisfiable { size: u64 },
@@ -45,9 +43,7 @@ impl ApiError {
     /// Maps an I/O failure while storing: a full disk is the client's 507,
     /// anything else is ours.
     pub fn from_io(e: std::io::Error, context: &str) -> Self {
-        if e.kind() == std::io::ErrorKind::StorageFull
-            || e.kind() == std::io::ErrorKind::QuotaExceeded
-        {
+        if e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded {
             ApiError::NoSpace
         } else {
             ApiError::Internal(anyhow::Error::new(e).context(context.to_owned()))

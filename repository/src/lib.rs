@@ -11,6 +11,7 @@ pub mod auth;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod notify;
 mod size;
 mod staging;
 pub mod store;
@@ -87,9 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cfg = app::ServeConfig {
@@ -98,6 +97,7 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
         max_failed_logins: s.max_failed_logins,
         login_lockout: s.login_lockout,
     };
+    raise_fd_limit();
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async {
         let state = app::AppState::open(&cfg)?;
@@ -112,6 +112,21 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("serving")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Long-polling clients each hold a connection: allow as many open files as
+/// the hard limit permits (the soft default is often 1024).
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -52,9 +52,7 @@ impl Stager {
             drop(tx);
             return match (&mut self.task).await {
                 Ok(Err(e)) => Err(ApiError::from_io(e, "writing a staging file")),
-                _ => Err(ApiError::Internal(anyhow::anyhow!(
-                    "staging writer stopped"
-                ))),
+                _ => Err(ApiError::Internal(anyhow::anyhow!("staging writer stopped"))),
             };
         }
         Ok(())
@@ -66,9 +64,7 @@ impl Stager {
         drop(self.tx);
         match self.task.await {
             Ok(Ok(Some(staged))) => Ok(staged),
-            Ok(Ok(None)) => Err(ApiError::Internal(anyhow::anyhow!(
-                "staging writer ended early"
-            ))),
+            Ok(Ok(None)) => Err(ApiError::Internal(anyhow::anyhow!("staging writer ended early"))),
             Ok(Err(e)) => Err(ApiError::from_io(e, "writing a staging file")),
             Err(e) => Err(ApiError::Internal(e.into())),
         }
@@ -89,8 +85,7 @@ where
 {
     let mut stager = Stager::new(store)?;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::BadRequest(format!("reading the request body failed: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the request body failed: {e}")))?;
         let n = chunk.len() as u64;
         if n > *budget {
             return Err(ApiError::TooLarge { limit });

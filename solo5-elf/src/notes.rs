@@ -126,11 +126,8 @@ pub fn read_solo5_info<R: Read + Seek>(reader: R) -> Result<Option<Solo5Info>, E
     if ident[4] != 2 {
         return Err(Error::Not64Bit);
     }
-    let header =
-        FileHeader64::<Endianness>::parse(data).map_err(|e| Error::Malformed(e.to_string()))?;
-    let endian = header
-        .endian()
-        .map_err(|e| Error::Malformed(e.to_string()))?;
+    let header = FileHeader64::<Endianness>::parse(data).map_err(|e| Error::Malformed(e.to_string()))?;
+    let endian = header.endian().map_err(|e| Error::Malformed(e.to_string()))?;
     let phdrs = header
         .program_headers(endian, data)
         .map_err(|e| Error::Malformed(e.to_string()))?;
@@ -141,11 +138,9 @@ pub fn read_solo5_info<R: Read + Seek>(reader: R) -> Result<Option<Solo5Info>, E
             continue;
         }
         let (off, size) = (ph.p_offset(endian), ph.p_filesz(endian).min(MAX_NOTE));
-        let bytes: &[u8] = data.read_bytes_at(off, size).map_err(|_| {
-            Error::Malformed(format!(
-                "note segment at offset {off} runs past the end of the file"
-            ))
-        })?;
+        let bytes: &[u8] = data
+            .read_bytes_at(off, size)
+            .map_err(|_| Error::Malformed(format!("note segment at offset {off} runs past the end of the file")))?;
         let Some((n_type, desc)) = solo5_note(bytes, endian)? else {
             continue;
         };
@@ -178,11 +173,7 @@ fn solo5_note(bytes: &[u8], endian: Endianness) -> Result<Option<(u32, &[u8])>, 
     if namesz as usize != NOTE_NAME.len() || bytes.get(12..18) != Some(&NOTE_NAME[..]) {
         return Ok(None);
     }
-    let note = if n_type == MFT1_NOTE_TYPE {
-        "manifest"
-    } else {
-        "ABI"
-    };
+    let note = if n_type == MFT1_NOTE_TYPE { "manifest" } else { "ABI" };
     let desc = bytes
         .get(NHDR_SIZE..NHDR_SIZE.saturating_add(descsz as usize))
         .ok_or_else(|| Error::BadNote {
@@ -207,18 +198,13 @@ fn decode_abi(desc: &[u8], endian: Endianness) -> Result<Abi, Error> {
 }
 
 fn decode_manifest(desc: &[u8], endian: Endianness) -> Result<Manifest, Error> {
-    let bad = |why: String| Error::BadNote {
-        note: "manifest",
-        why,
-    };
+    let bad = |why: String| Error::BadNote { note: "manifest", why };
     // struct mft is 8-aligned: 4 bytes of padding follow the 20-byte header.
     let m = desc.get(4..).ok_or_else(|| bad("too short".into()))?;
     let version = u32_at(m, 0, endian).ok_or_else(|| bad("too short".into()))?;
     let entries = u32_at(m, 4, endian).ok_or_else(|| bad("too short".into()))?;
     if entries > MFT_MAX_ENTRIES {
-        return Err(bad(format!(
-            "{entries} entries, at most {MFT_MAX_ENTRIES} allowed"
-        )));
+        return Err(bad(format!("{entries} entries, at most {MFT_MAX_ENTRIES} allowed")));
     }
     let mut devices = Vec::new();
     for i in 0..entries as usize {
@@ -231,8 +217,7 @@ fn decode_manifest(desc: &[u8], endian: Endianness) -> Result<Manifest, Error> {
             .iter()
             .position(|&b| b == 0)
             .ok_or_else(|| bad(format!("entry {i}: name is not terminated")))?;
-        let name = std::str::from_utf8(&raw_name[..nul])
-            .map_err(|_| bad(format!("entry {i}: name is not UTF-8")))?;
+        let name = std::str::from_utf8(&raw_name[..nul]).map_err(|_| bad(format!("entry {i}: name is not UTF-8")))?;
         let kind = match u32_at(e, MFT_NAME_SIZE, endian).unwrap_or(0) {
             1 => DeviceType::BlockBasic,
             2 => DeviceType::NetBasic,

@@ -32,10 +32,7 @@ pub fn cmd(name: &str) -> assert_cmd::Command {
 pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
     while !cond() {
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -43,11 +40,7 @@ pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) 
 /// Runs a workspace binary under GNU time (`/usr/bin/time`, Debian package
 /// `time`) and returns its exit code and peak RSS in KiB. GNU time forks from
 /// its own small process, so the figure is the tool's own.
-pub fn run_measuring_rss(
-    name: &str,
-    args: &[&std::ffi::OsStr],
-    envs: &[(&str, &str)],
-) -> (i32, u64, String) {
+pub fn run_measuring_rss(name: &str, args: &[&std::ffi::OsStr], envs: &[(&str, &str)]) -> (i32, u64, String) {
     let report = tempfile::NamedTempFile::new().unwrap();
     let mut c = std::process::Command::new("/usr/bin/time");
     c.arg("-f")

@@ -31,11 +31,7 @@ impl Host {
             tender(&format!("solo5-{target}")).display()
         );
         std::fs::write(&config, toml).unwrap();
-        Host {
-            dir,
-            target,
-            config,
-        }
+        Host { dir, target, config }
     }
 
     pub fn state(&self) -> PathBuf {
@@ -44,9 +40,7 @@ impl Host {
 
     /// A test image for this host's target, e.g. `image("ticker-v1")`.
     pub fn image(&self, name: &str) -> PathBuf {
-        solo5_dir()
-            .join("images")
-            .join(format!("{name}.{}", self.target))
+        solo5_dir().join("images").join(format!("{name}.{}", self.target))
     }
 
     pub fn deploy_hvt(&self, sub: &str) -> assert_cmd::Command {
@@ -109,11 +103,7 @@ impl Host {
     pub fn link_sha(&self, link: &str) -> Option<String> {
         let target = std::fs::read_link(self.state().join(link)).ok()?;
         let path = self.state().join(target);
-        assert!(
-            path.is_file(),
-            "{link} points at a missing file\n{}",
-            self.listing()
-        );
+        assert!(path.is_file(), "{link} points at a missing file\n{}", self.listing());
         let name = path
             .file_name()
             .unwrap()

@@ -38,8 +38,7 @@ impl Reply {
 
     pub fn json(v: &serde_json::Value) -> Reply {
         let mut r = Reply::new(200, v.to_string().into_bytes());
-        r.headers
-            .push(("Content-Type".into(), "application/json".into()));
+        r.headers.push(("Content-Type".into(), "application/json".into()));
         r
     }
 }
@@ -51,10 +50,7 @@ pub struct Hostile {
 
 /// Starts the server; `scenario` answers artifact requests (paths with `/f/`),
 /// `json` is the build JSON served for every other GET.
-pub fn start(
-    json: serde_json::Value,
-    scenario: impl Fn(&Req) -> Reply + Send + 'static,
-) -> Hostile {
+pub fn start(json: serde_json::Value, scenario: impl Fn(&Req) -> Reply + Send + 'static) -> Hostile {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let file_requests = Arc::new(AtomicUsize::new(0));
@@ -95,11 +91,7 @@ fn serve_conn(
         }
         let reply = if path.contains("/f/") {
             let nth = counter.fetch_add(1, Ordering::SeqCst);
-            scenario(&Req {
-                path,
-                range_start,
-                nth,
-            })
+            scenario(&Req { path, range_start, nth })
         } else {
             Reply::json(json)
         };

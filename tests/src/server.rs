@@ -31,9 +31,14 @@ pub fn start() -> Server {
 }
 
 pub fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Server {
-    let data = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), "127.0.0.1:0", tweak)
+}
+
+/// Starts a server on an existing data dir and address (to restart one).
+pub fn start_in(data: tempfile::TempDir, addr: &str, tweak: impl FnOnce(&mut ServeConfig)) -> Server {
     let mut cfg = config(data.path());
     tweak(&mut cfg);
+    let addr = addr.to_owned();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -44,7 +49,7 @@ pub fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Server {
             .unwrap();
         rt.block_on(async move {
             let state = AppState::open(&cfg).unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
             unikernel_repo::app::serve(listener, state, async {
                 let _ = stop_rx.await;
@@ -76,6 +81,22 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Stops the server (gracefully) and hands back its data dir.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let dir = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
+        dir
+    }
+
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
     pub fn add_user(&self, name: &str, pw: &str, unrestricted: bool) {
         let conn = db::open(&db::db_path(self.data.path())).unwrap();
         users::add(&conn, name, &password::hash(pw).unwrap(), unrestricted).unwrap();
@@ -91,9 +112,7 @@ impl Server {
     }
 
     pub fn staging_count(&self) -> usize {
-        std::fs::read_dir(self.data.path().join("staging"))
-            .unwrap()
-            .count()
+        std::fs::read_dir(self.data.path().join("staging")).unwrap().count()
     }
 }
 
@@ -151,12 +170,7 @@ impl Resp {
 
 fn collect(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
     let mut r = r.expect("request failed");
-    let body = r
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_to_vec()
-        .unwrap();
+    let body = r.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap();
     Resp {
         status: r.status().as_u16(),
         headers: r.headers().clone(),
@@ -186,9 +200,7 @@ pub fn upload_raw(
     headers: &[(&str, &str)],
 ) -> Resp {
     let url = format!("{base}/job/{job}/platform/debian-12/upload?binary_name={binary_name}");
-    let mut req = agent()
-        .post(&url)
-        .header("Content-Type", "application/octet-stream");
+    let mut req = agent().post(&url).header("Content-Type", "application/octet-stream");
     if let Some(a) = auth {
         req = req.header("Authorization", a);
     }
@@ -206,12 +218,9 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         match filename {
             Some(f) => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n")
-                    .as_bytes(),
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n").as_bytes(),
             ),
-            None => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n").as_bytes(),
-            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n").as_bytes()),
         }
         body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
         body.extend_from_slice(bytes);
@@ -221,13 +230,7 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-pub fn upload_multipart(
-    base: &str,
-    job: &str,
-    query: &str,
-    parts: &[(&str, Option<&str>, &[u8])],
-    auth: &str,
-) -> Resp {
+pub fn upload_multipart(base: &str, job: &str, query: &str, parts: &[(&str, Option<&str>, &[u8])], auth: &str) -> Resp {
     let (ct, body) = multipart(parts);
     let url = format!("{base}/job/{job}/platform/debian-12/upload{query}");
     collect(

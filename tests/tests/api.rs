@@ -5,9 +5,7 @@ use ukrepo_tests::server::*;
 use ukrepo_tests::solo5::solo5_images;
 
 fn image(n: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(n))
-        .collect()
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(n)).collect()
 }
 
 #[test]
@@ -22,25 +20,15 @@ fn upload_then_every_read_route() {
     assert_eq!(up.status, 201, "{}", up.text());
     let build = up.json();
     let uuid = build["uuid"].as_str().unwrap().to_owned();
-    assert_eq!(
-        up.header("location"),
-        Some(format!("/job/web/build/{uuid}").as_str())
-    );
+    assert_eq!(up.header("location"), Some(format!("/job/web/build/{uuid}").as_str()));
     assert_eq!(build["job"], "web");
     assert_eq!(build["platform"], "debian-12");
     assert_eq!(build["main_binary"], true);
     assert_eq!(build["main_binary_file"]["filepath"], "bin/web.hvt");
     assert_eq!(build["main_binary_file"]["sha256"], sha.as_str());
     assert_eq!(build["main_binary_file"]["size"], 300_000);
-    assert_eq!(
-        build["main_binary_file"]["signature"],
-        serde_json::Value::Null
-    );
-    assert_eq!(
-        build["solo5_abi"],
-        serde_json::Value::Null,
-        "not a Solo5 image"
-    );
+    assert_eq!(build["main_binary_file"]["signature"], serde_json::Value::Null);
+    assert_eq!(build["solo5_abi"], serde_json::Value::Null, "not a Solo5 image");
     for t in ["start_time", "finish_time"] {
         let v = build[t].as_str().unwrap();
         assert!(time_ok(v), "{t} {v} is not RFC 3339");
@@ -52,11 +40,7 @@ fn upload_then_every_read_route() {
     assert_eq!(jobs.json()["jobs"][0]["name"], "web");
     assert_eq!(jobs.json()["jobs"][0]["latest"]["uuid"], uuid.as_str());
     let html = get(&format!("{}/", s.url), &[("Accept", "text/html")]);
-    assert!(
-        html.header("content-type")
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(html.header("content-type").unwrap().starts_with("text/html"));
     assert!(html.text().contains("href=\"/job/web\""), "{}", html.text());
 
     // GET /job/web
@@ -72,21 +56,12 @@ fn upload_then_every_read_route() {
         (l.status, l.header("location")),
         (307, Some(format!("/job/web/build/{uuid}").as_str()))
     );
-    let l = get(
-        &format!("{}/job/web/build/latest/f/bin/web.hvt", s.url),
-        &[],
-    );
+    let l = get(&format!("{}/job/web/build/latest/f/bin/web.hvt", s.url), &[]);
     assert_eq!(
         (l.status, l.header("location")),
-        (
-            307,
-            Some(format!("/job/web/build/{uuid}/f/bin/web.hvt").as_str())
-        )
+        (307, Some(format!("/job/web/build/{uuid}/f/bin/web.hvt").as_str()))
     );
-    assert_eq!(
-        get(&format!("{}/job/nope/build/latest", s.url), &[]).status,
-        404
-    );
+    assert_eq!(get(&format!("{}/job/nope/build/latest", s.url), &[]).status, 404);
 
     // build JSON
     let b = get_json(&format!("{}/job/web/build/{uuid}", s.url));
@@ -100,17 +75,11 @@ fn upload_then_every_read_route() {
     let m = get(&format!("{}/job/web/build/{uuid}/main-binary", s.url), &[]);
     assert_eq!(
         (m.status, m.header("location")),
-        (
-            302,
-            Some(format!("/job/web/build/{uuid}/f/bin/web.hvt").as_str())
-        )
+        (302, Some(format!("/job/web/build/{uuid}/f/bin/web.hvt").as_str()))
     );
 
     // bytes with ETag, Content-Length, Content-Digest
-    let f = get(
-        &format!("{}/job/web/build/{uuid}/f/bin/web.hvt", s.url),
-        &[],
-    );
+    let f = get(&format!("{}/job/web/build/{uuid}/f/bin/web.hvt", s.url), &[]);
     assert_eq!(f.status, 200);
     assert_eq!(f.body, img);
     assert_eq!(f.header("content-length"), Some("300000"));
@@ -211,10 +180,7 @@ fn multipart_with_console_and_signature_and_platform_filter() {
     assert!(c.header("content-type").unwrap().starts_with("text/plain"));
 
     // A second platform; ?platform= picks per platform.
-    let url = format!(
-        "{}/job/web/platform/ubuntu-24.04/upload?binary_name=web.hvt",
-        s.url
-    );
+    let url = format!("{}/job/web/platform/ubuntu-24.04/upload?binary_name=web.hvt", s.url);
     let resp = agent()
         .post(&url)
         .header("Authorization", &auth)
@@ -228,14 +194,8 @@ fn multipart_with_console_and_signature_and_platform_filter() {
         .next()
         .unwrap()
         .to_owned();
-    let l = get(
-        &format!("{}/job/web/build/latest?platform=debian-12", s.url),
-        &[],
-    );
-    assert_eq!(
-        l.header("location"),
-        Some(format!("/job/web/build/{uuid}").as_str())
-    );
+    let l = get(&format!("{}/job/web/build/latest?platform=debian-12", s.url), &[]);
+    assert_eq!(l.header("location"), Some(format!("/job/web/build/{uuid}").as_str()));
     let l = get(&format!("{}/job/web/build/latest", s.url), &[]);
     assert_eq!(
         l.header("location"),
@@ -282,14 +242,7 @@ fn solo5_notes_are_in_the_build_json() {
     let s = start();
     s.add_user("ci", "pw", true);
     let img = std::fs::read(images.join("needsnet.hvt")).unwrap();
-    let up = upload_raw(
-        &s.url,
-        "net",
-        "net.hvt",
-        &img,
-        Some(&basic("ci", "pw")),
-        &[],
-    );
+    let up = upload_raw(&s.url, "net", "net.hvt", &img, Some(&basic("ci", "pw")), &[]);
     assert_eq!(up.status, 201, "{}", up.text());
     let b = up.json();
     assert_eq!(
@@ -312,9 +265,6 @@ fn html_for_browsers_json_errors_for_clients() {
     assert_eq!(e.status, 404);
     assert!(e.text().contains("no job"), "{}", e.text());
     assert!(e.header("content-type").unwrap().starts_with("text/html"));
-    let e = get(
-        &format!("{}/job/nope", s.url),
-        &[("Accept", "application/json")],
-    );
+    let e = get(&format!("{}/job/nope", s.url), &[("Accept", "application/json")]);
     assert_eq!(e.json()["error"], "no job \"nope\"");
 }

@@ -31,10 +31,7 @@ fn upload(s: &Server, args: &[&str], image: &Path) -> assert_cmd::assert::Assert
 }
 
 fn fetch(s: &Server, args: &[&str]) -> assert_cmd::assert::Assert {
-    cmd("fetch-latest")
-        .env("UKREPO_URL", &s.url)
-        .args(args)
-        .assert()
+    cmd("fetch-latest").env("UKREPO_URL", &s.url).args(args).assert()
 }
 
 #[test]
@@ -54,10 +51,7 @@ fn upload_then_fetch_round_trip_and_if_differs_from() {
     );
 
     // --print-sha256 equals sha256sum
-    let sum = std::process::Command::new("sha256sum")
-        .arg(&v1)
-        .output()
-        .unwrap();
+    let sum = std::process::Command::new("sha256sum").arg(&v1).output().unwrap();
     let sum = String::from_utf8(sum.stdout)
         .unwrap()
         .split_whitespace()
@@ -79,11 +73,7 @@ fn upload_then_fetch_round_trip_and_if_differs_from() {
     fetch(&s, &["--job", "web", "--output", o, "--if-differs-from", o])
         .code(1)
         .stdout("");
-    fetch(
-        &s,
-        &["--job", "web", "--output", o, "--if-differs-from", &sum],
-    )
-    .code(1);
+    fetch(&s, &["--job", "web", "--output", o, "--if-differs-from", &sum]).code(1);
 
     // a new build → downloaded
     let v2 = d.path().join("v2.hvt");
@@ -97,11 +87,7 @@ fn upload_then_fetch_round_trip_and_if_differs_from() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(
-        names.len(),
-        1,
-        "no temporary files beside the output: {names:?}"
-    );
+    assert_eq!(names.len(), 1, "no temporary files beside the output: {names:?}");
 }
 
 #[test]
@@ -134,29 +120,17 @@ fn attachments_are_served_under_the_build() {
         "build log\n"
     );
     assert_eq!(
-        get(
-            &format!("{}/job/web/build/{uuid}/f/opam-switch", s.url),
-            &[]
-        )
-        .text(),
+        get(&format!("{}/job/web/build/{uuid}/f/opam-switch", s.url), &[]).text(),
         "opam switch export"
     );
     assert_eq!(
-        get(
-            &format!("{}/job/web/build/{uuid}/f/bin/web.hvt", s.url),
-            &[]
-        )
-        .text(),
+        get(&format!("{}/job/web/build/{uuid}/f/bin/web.hvt", s.url), &[]).text(),
         "image"
     );
 
-    upload(
-        &s,
-        &["--job", "web", "--attach", "../x=/etc/hostname"],
-        &img,
-    )
-    .code(2)
-    .stderr(predicates::str::contains("invalid artifact path"));
+    upload(&s, &["--job", "web", "--attach", "../x=/etc/hostname"], &img)
+        .code(2)
+        .stderr(predicates::str::contains("invalid artifact path"));
     upload(&s, &["--job", "web", "--attach", "console"], &img)
         .code(2)
         .stderr(predicates::str::contains("PATH=FILE"));

@@ -14,13 +14,7 @@ use std::time::Duration;
 
 fn spawn_server(data: &Path) -> (Child, String) {
     let mut child = Command::new(bin("unikernel-repo"))
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--data-dir", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -73,9 +67,7 @@ fn sigkill_during_uploads_leaves_only_complete_builds() {
                 for i in 0..1000u32 {
                     let img: Vec<u8> = (0..1_000_000u32).map(|j| (j ^ i) as u8 ^ t).collect();
                     let r = agent()
-                        .post(format!(
-                            "{url}/job/crash/platform/p/upload?binary_name=x.hvt"
-                        ))
+                        .post(format!("{url}/job/crash/platform/p/upload?binary_name=x.hvt"))
                         .header("Authorization", &auth)
                         .send(&img[..]);
                     if r.is_err() {
@@ -95,16 +87,12 @@ fn sigkill_during_uploads_leaves_only_complete_builds() {
     .unwrap();
     half.write_all(&vec![9u8; 1_000_000]).unwrap();
     let staging = data.path().join("staging");
-    wait_for(
-        "a staging file of the half upload",
-        Duration::from_secs(20),
-        || {
-            std::fs::read_dir(&staging)
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .any(|e| e.metadata().map(|m| m.len() >= 500_000).unwrap_or(false))
-        },
-    );
+    wait_for("a staging file of the half upload", Duration::from_secs(20), || {
+        std::fs::read_dir(&staging)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.metadata().map(|m| m.len() >= 500_000).unwrap_or(false))
+    });
 
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -130,18 +118,11 @@ fn sigkill_during_uploads_leaves_only_complete_builds() {
         let json = get_json(&format!("{url}/job/crash/build/{uuid}")).json();
         for a in json["artifacts"].as_array().unwrap() {
             let f = get(
-                &format!(
-                    "{url}/job/crash/build/{uuid}/f/{}",
-                    a["filepath"].as_str().unwrap()
-                ),
+                &format!("{url}/job/crash/build/{uuid}/f/{}", a["filepath"].as_str().unwrap()),
                 &[],
             );
             assert_eq!(f.status, 200, "build {uuid}");
-            assert_eq!(
-                f.body.len() as u64,
-                a["size"].as_u64().unwrap(),
-                "build {uuid} size"
-            );
+            assert_eq!(f.body.len() as u64, a["size"].as_u64().unwrap(), "build {uuid} size");
             assert_eq!(
                 sha256_hex(&f.body),
                 a["sha256"].as_str().unwrap(),

@@ -33,11 +33,7 @@ fn refusals_leave_the_running_unikernel_untouched() {
     std::fs::write(&not_elf, b"#!/bin/sh\necho hello\n").unwrap();
     let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
         (
-            vec![
-                "--expect-sha256".into(),
-                "0".repeat(64).into(),
-                v2.clone().into(),
-            ],
+            vec!["--expect-sha256".into(), "0".repeat(64).into(), v2.clone().into()],
             "expected 0000",
         ),
         (vec![hvt_image.into()], "built for Solo5 target hvt"),
@@ -46,10 +42,7 @@ fn refusals_leave_the_running_unikernel_untouched() {
             "device manifest asks for [net:service] but the tender is configured with [none]",
         ),
         (vec![not_elf.into()], "not a Solo5 unikernel"),
-        (
-            vec![h.dir.path().join("missing.spt").into()],
-            "opening the image",
-        ),
+        (vec![h.dir.path().join("missing.spt").into()], "opening the image"),
     ];
     for (args, msg) in cases {
         h.deploy_hvt("deploy")
@@ -57,11 +50,7 @@ fn refusals_leave_the_running_unikernel_untouched() {
             .assert()
             .code(2)
             .stderr(predicates::str::contains(msg));
-        assert_eq!(
-            h.the_tender(),
-            before,
-            "{args:?} touched the running tender"
-        );
+        assert_eq!(h.the_tender(), before, "{args:?} touched the running tender");
         assert_eq!(images_in(&h), images, "{args:?} left files in images/");
         assert!(h.console().contains("version: v1"));
     }
@@ -90,10 +79,7 @@ fn redeploying_the_current_image_is_a_no_op() {
 #[test]
 fn an_image_that_never_gets_ready_is_rolled_back() {
     let h = Host::new("spt", "");
-    h.deploy_hvt("deploy")
-        .arg(h.image("ticker-v1"))
-        .assert()
-        .code(0);
+    h.deploy_hvt("deploy").arg(h.image("ticker-v1")).assert().code(0);
     let v1 = sha_of(&h.image("ticker-v1"));
     let cfg = std::fs::read_to_string(&h.config)
         .unwrap()
@@ -133,25 +119,19 @@ fn a_failing_first_deploy_has_nothing_to_restore() {
 fn the_health_command_check_is_polled() {
     let h = Host::new("spt", "");
     let flag = h.dir.path().join("healthy");
-    let cfg = std::fs::read_to_string(&h.config).unwrap()
-        + &format!("command = \"test -e {}\"\n", flag.display());
+    let cfg = std::fs::read_to_string(&h.config).unwrap() + &format!("command = \"test -e {}\"\n", flag.display());
     std::fs::write(&h.config, cfg).unwrap();
     // The flag appears only once the unikernel said ready: a real check.
     let watcher = {
         let (console, flag) = (h.state().join("console.log"), flag.clone());
         std::thread::spawn(move || {
-            ukrepo_tests::bins::wait_for(
-                "ready on the console",
-                std::time::Duration::from_secs(10),
-                || std::fs::read_to_string(&console).is_ok_and(|c| c.contains("ready")),
-            );
+            ukrepo_tests::bins::wait_for("ready on the console", std::time::Duration::from_secs(10), || {
+                std::fs::read_to_string(&console).is_ok_and(|c| c.contains("ready"))
+            });
             std::fs::write(&flag, "").unwrap();
         })
     };
-    h.deploy_hvt("deploy")
-        .arg(h.image("ticker-v1"))
-        .assert()
-        .code(0);
+    h.deploy_hvt("deploy").arg(h.image("ticker-v1")).assert().code(0);
     watcher.join().unwrap();
 
     // And a command that never succeeds fails the deploy.
@@ -186,10 +166,7 @@ fn status_json_reports_digest_pid_and_last_result() {
     assert_eq!(s["running"]["sha256"], sha_of(&h.image("ticker-v1")));
     assert_eq!(s["current"], sha_of(&h.image("ticker-v1")));
     assert_eq!(s["last_deploy"]["result"], "deployed");
-    h.deploy_hvt("deploy")
-        .arg(h.image("crash"))
-        .assert()
-        .code(3);
+    h.deploy_hvt("deploy").arg(h.image("crash")).assert().code(3);
     let out = h
         .deploy_hvt("status")
         .arg("--json")
@@ -257,11 +234,7 @@ fn sigkill_at_every_step_then_deploy_or_start_recovers() {
                 "{point}: deploy-hvt was not killed there"
             );
             match follow_up {
-                "deploy" => h
-                    .deploy_hvt("deploy")
-                    .arg(h.image("ticker-v2"))
-                    .assert()
-                    .code(0),
+                "deploy" => h.deploy_hvt("deploy").arg(h.image("ticker-v2")).assert().code(0),
                 _ => h.deploy_hvt("start").assert().code(0),
             };
             assert_consistent(&h);
@@ -274,14 +247,8 @@ fn sigkill_at_every_step_then_deploy_or_start_recovers() {
                     "{point}: v2 runs"
                 );
             }
-            let leftovers: Vec<String> = images_in(&h)
-                .into_iter()
-                .filter(|n| n.starts_with('.'))
-                .collect();
-            assert!(
-                leftovers.is_empty() || point == "after-store",
-                "{point}: {leftovers:?}"
-            );
+            let leftovers: Vec<String> = images_in(&h).into_iter().filter(|n| n.starts_with('.')).collect();
+            assert!(leftovers.is_empty() || point == "after-store", "{point}: {leftovers:?}");
         }
     }
 }
@@ -332,7 +299,14 @@ fn restart_by_command_and_tcp_http_checks() {
     let cfg = std::fs::read_to_string(&h.config)
         .unwrap()
         .replace("console = \"(?m)^ready$\"\n", "")
-        .replace("[health]", &format!("restart = \"readlink {} >> {}\"\n[health]", h.state().join("current").display(), marker.display()))
+        .replace(
+            "[health]",
+            &format!(
+                "restart = \"readlink {} >> {}\"\n[health]",
+                h.state().join("current").display(),
+                marker.display()
+            ),
+        )
         + &format!("tcp = \"{addr}\"\nhttp = \"{}/\"\n", s.url);
     std::fs::write(&h.config, &cfg).unwrap();
     h.deploy_hvt("deploy").arg(h.image("ticker-v1")).assert().code(0);
@@ -341,12 +315,20 @@ fn restart_by_command_and_tcp_http_checks() {
     let v1 = sha_of(&h.image("ticker-v1"));
     let v2 = sha_of(&h.image("ticker-v2"));
     assert_eq!(restarted.lines().count(), 2, "{restarted}");
-    assert!(restarted.lines().next().unwrap().contains(&v1) && restarted.lines().nth(1).unwrap().contains(&v2), "{restarted}");
+    assert!(
+        restarted.lines().next().unwrap().contains(&v1) && restarted.lines().nth(1).unwrap().contains(&v2),
+        "{restarted}"
+    );
     assert!(h.tenders().is_empty(), "a command restart starts no tender of ours");
 
     // A TCP check that cannot pass: rolled back by running the command on v1 again.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let cfg = cfg.replace(&format!("tcp = \"{addr}\""), &format!("tcp = \"{closed}\"")).replace("timeout = \"5s\"", "timeout = \"1s\"");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cfg = cfg
+        .replace(&format!("tcp = \"{addr}\""), &format!("tcp = \"{closed}\""))
+        .replace("timeout = \"5s\"", "timeout = \"1s\"");
     std::fs::write(&h.config, cfg).unwrap();
     h.deploy_hvt("deploy")
         .arg(h.image("ticker-v3"))

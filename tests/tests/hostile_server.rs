@@ -37,15 +37,12 @@ fn assert_untouched(dir: &Path) {
 #[test]
 fn truncated_body_every_time_fails_cleanly() {
     let img = image();
-    let s = start(
-        build_json("web", &sha256_hex(&img), img.len() as u64),
-        move |req| {
-            let start = req.range_start.unwrap_or(0) as usize;
-            let mut r = Reply::new(if start > 0 { 206 } else { 200 }, img[start..].to_vec());
-            r.cut_after = Some(1000);
-            r
-        },
-    );
+    let s = start(build_json("web", &sha256_hex(&img), img.len() as u64), move |req| {
+        let start = req.range_start.unwrap_or(0) as usize;
+        let mut r = Reply::new(if start > 0 { 206 } else { 200 }, img[start..].to_vec());
+        r.cut_after = Some(1000);
+        r
+    });
     let d = tempfile::tempdir().unwrap();
     fetch(&s.url, d.path())
         .code(2)
@@ -62,26 +59,21 @@ fn truncated_body_every_time_fails_cleanly() {
 fn truncated_once_then_resumed_with_range() {
     let img = image();
     let full = img.clone();
-    let s = start(
-        build_json("web", &sha256_hex(&img), img.len() as u64),
-        move |req| {
-            if req.nth == 0 {
-                let mut r = Reply::new(200, img.clone());
-                r.cut_after = Some(70_000);
-                return r;
-            }
-            let start = req
-                .range_start
-                .expect("the second request resumes with Range") as usize;
-            assert_eq!(start, 70_000);
-            let mut r = Reply::new(206, img[start..].to_vec());
-            r.headers.push((
-                "Content-Range".into(),
-                format!("bytes {start}-{}/{}", img.len() - 1, img.len()),
-            ));
-            r
-        },
-    );
+    let s = start(build_json("web", &sha256_hex(&img), img.len() as u64), move |req| {
+        if req.nth == 0 {
+            let mut r = Reply::new(200, img.clone());
+            r.cut_after = Some(70_000);
+            return r;
+        }
+        let start = req.range_start.expect("the second request resumes with Range") as usize;
+        assert_eq!(start, 70_000);
+        let mut r = Reply::new(206, img[start..].to_vec());
+        r.headers.push((
+            "Content-Range".into(),
+            format!("bytes {start}-{}/{}", img.len() - 1, img.len()),
+        ));
+        r
+    });
     let d = tempfile::tempdir().unwrap();
     fetch(&s.url, d.path()).code(0).stdout(format!(
         "{}  {}\n",
@@ -110,20 +102,15 @@ fn one_flipped_byte_is_refused() {
 #[test]
 fn wrong_content_length_is_refused() {
     let img = image();
-    let s = start(
-        build_json("web", &sha256_hex(&img), img.len() as u64),
-        move |_| {
-            let mut r = Reply::new(200, img[..150_000].to_vec());
-            r.headers = vec![("Content-Length".into(), "150000".into())];
-            r
-        },
-    );
+    let s = start(build_json("web", &sha256_hex(&img), img.len() as u64), move |_| {
+        let mut r = Reply::new(200, img[..150_000].to_vec());
+        r.headers = vec![("Content-Length".into(), "150000".into())];
+        r
+    });
     let d = tempfile::tempdir().unwrap();
-    fetch(&s.url, d.path())
-        .code(2)
-        .stderr(predicates::str::contains(
-            "announces 150000 bytes but the build says 200000",
-        ));
+    fetch(&s.url, d.path()).code(2).stderr(predicates::str::contains(
+        "announces 150000 bytes but the build says 200000",
+    ));
     assert_untouched(d.path());
 }
 
@@ -145,16 +132,13 @@ fn json_with_a_wrong_sha256_is_refused() {
 fn server_errors_then_success_is_retried() {
     let img = image();
     let full = img.clone();
-    let s = start(
-        build_json("web", &sha256_hex(&img), img.len() as u64),
-        move |req| {
-            if req.nth < 2 {
-                Reply::new(500, b"{\"error\":\"internal error\"}".to_vec())
-            } else {
-                Reply::new(200, img.clone())
-            }
-        },
-    );
+    let s = start(build_json("web", &sha256_hex(&img), img.len() as u64), move |req| {
+        if req.nth < 2 {
+            Reply::new(500, b"{\"error\":\"internal error\"}".to_vec())
+        } else {
+            Reply::new(200, img.clone())
+        }
+    });
     let d = tempfile::tempdir().unwrap();
     fetch(&s.url, d.path()).code(0);
     assert_eq!(std::fs::read(d.path().join("web.hvt")).unwrap(), full);
@@ -163,13 +147,10 @@ fn server_errors_then_success_is_retried() {
 #[test]
 fn server_errors_forever_exit_2() {
     let img = image();
-    let s = start(
-        build_json("web", &sha256_hex(&img), img.len() as u64),
-        |_| Reply::new(503, b"busy".to_vec()),
-    );
+    let s = start(build_json("web", &sha256_hex(&img), img.len() as u64), |_| {
+        Reply::new(503, b"busy".to_vec())
+    });
     let d = tempfile::tempdir().unwrap();
-    fetch(&s.url, d.path())
-        .code(2)
-        .stderr(predicates::str::contains("503"));
+    fetch(&s.url, d.path()).code(2).stderr(predicates::str::contains("503"));
     assert_untouched(d.path());
 }

@@ -12,10 +12,7 @@ fn one_gib_upload_and_fetch_stay_under_32_mib() {
     s.add_user("ci", "pw", true);
     let d = tempfile::tempdir().unwrap();
     let img = d.path().join("big.hvt");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(1 << 30)
-        .unwrap();
+    std::fs::File::create(&img).unwrap().set_len(1 << 30).unwrap();
     let env = [
         ("UKREPO_URL", s.url.as_str()),
         ("UKREPO_USER", "ci"),
@@ -31,10 +28,7 @@ fn one_gib_upload_and_fetch_stay_under_32_mib() {
     ];
     let (code, upload_kib, err) = run_measuring_rss("upload", &args, &env);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        upload_kib < 32 * 1024,
-        "upload peaked at {upload_kib} KiB for 1 GiB"
-    );
+    assert!(upload_kib < 32 * 1024, "upload peaked at {upload_kib} KiB for 1 GiB");
 
     let out = d.path().join("fetched.hvt");
     let args = [

@@ -66,11 +66,7 @@ fn pipeline(target: &'static str) {
 
     upload("ticker-v1");
     deploy_latest(0);
-    assert!(
-        host.console().contains("version: v1\n"),
-        "{}",
-        host.console()
-    );
+    assert!(host.console().contains("version: v1\n"), "{}", host.console());
     assert!(host.the_tender().image.to_string_lossy().contains(&v1));
     assert_eq!(host.link_sha("current").as_deref(), Some(v1.as_str()));
 
@@ -86,20 +82,13 @@ fn pipeline(target: &'static str) {
 
     upload("ticker-v2");
     deploy_latest(0);
-    assert!(
-        host.console().contains("version: v2\n"),
-        "{}",
-        host.console()
-    );
+    assert!(host.console().contains("version: v2\n"), "{}", host.console());
     assert!(host.the_tender().image.to_string_lossy().contains(&v2));
     assert_eq!(host.link_sha("previous").as_deref(), Some(v1.as_str()));
 
     upload("crash");
     deploy_latest(3);
-    assert!(
-        host.the_tender().image.to_string_lossy().contains(&v2),
-        "v2 runs again"
-    );
+    assert!(host.the_tender().image.to_string_lossy().contains(&v2), "v2 runs again");
     assert!(host.console().contains("version: v2\n"));
     assert_eq!(host.link_sha("current").as_deref(), Some(v2.as_str()));
     let failed = std::fs::read_to_string(host.state().join("failed")).unwrap();

@@ -15,61 +15,22 @@ fn auth_matrix() {
     assert_eq!(r.status, 401);
     assert!(r.header("www-authenticate").unwrap().contains("Basic"));
     assert_eq!(
-        upload_raw(
-            &s.url,
-            "granted",
-            "x",
-            &img,
-            Some(&basic("alice", "wrong")),
-            &[]
-        )
-        .status,
+        upload_raw(&s.url, "granted", "x", &img, Some(&basic("alice", "wrong")), &[]).status,
         401
     );
     assert_eq!(
-        upload_raw(
-            &s.url,
-            "granted",
-            "x",
-            &img,
-            Some(&basic("nobody", "x")),
-            &[]
-        )
-        .status,
+        upload_raw(&s.url, "granted", "x", &img, Some(&basic("nobody", "x")), &[]).status,
         401
     );
-    let r = upload_raw(
-        &s.url,
-        "other",
-        "x",
-        &img,
-        Some(&basic("alice", "alice-pw")),
-        &[],
-    );
+    let r = upload_raw(&s.url, "other", "x", &img, Some(&basic("alice", "alice-pw")), &[]);
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains("\"other\""));
     assert_eq!(
-        upload_raw(
-            &s.url,
-            "granted",
-            "x",
-            &img,
-            Some(&basic("alice", "alice-pw")),
-            &[]
-        )
-        .status,
+        upload_raw(&s.url, "granted", "x", &img, Some(&basic("alice", "alice-pw")), &[]).status,
         201
     );
     assert_eq!(
-        upload_raw(
-            &s.url,
-            "brand-new",
-            "x",
-            &img,
-            Some(&basic("admin", "root-pw")),
-            &[]
-        )
-        .status,
+        upload_raw(&s.url, "brand-new", "x", &img, Some(&basic("admin", "root-pw")), &[]).status,
         201
     );
     assert_eq!(get_json(&format!("{}/job/brand-new", s.url)).status, 200);
@@ -83,15 +44,7 @@ fn auth_matrix() {
     let conn = unikernel_repo::db::open(&unikernel_repo::db::db_path(s.data.path())).unwrap();
     unikernel_repo::db::users::set_disabled(&conn, "alice", true).unwrap();
     assert_eq!(
-        upload_raw(
-            &s.url,
-            "granted",
-            "y",
-            &img,
-            Some(&basic("alice", "alice-pw")),
-            &[]
-        )
-        .status,
+        upload_raw(&s.url, "granted", "y", &img, Some(&basic("alice", "alice-pw")), &[]).status,
         401
     );
 }
@@ -121,39 +74,17 @@ fn content_digest_mismatch_is_422_and_stores_nothing() {
     s.add_user("ci", "pw", true);
     let auth = basic("ci", "pw");
     let img = b"the real image".to_vec();
-    let wrong = uk_digest::content_digest_header(
-        &uk_digest::hash_reader(&b"something else"[..]).unwrap().0,
-    );
-    let r = upload_raw(
-        &s.url,
-        "web",
-        "x",
-        &img,
-        Some(&auth),
-        &[("Content-Digest", &wrong)],
-    );
+    let wrong = uk_digest::content_digest_header(&uk_digest::hash_reader(&b"something else"[..]).unwrap().0);
+    let r = upload_raw(&s.url, "web", "x", &img, Some(&auth), &[("Content-Digest", &wrong)]);
     assert_eq!(r.status, 422, "{}", r.text());
-    assert!(
-        r.json()["error"]
-            .as_str()
-            .unwrap()
-            .contains(&sha256_hex(&img))
-    );
+    assert!(r.json()["error"].as_str().unwrap().contains(&sha256_hex(&img)));
     assert_eq!(get_json(&format!("{}/job/web", s.url)).status, 404);
     assert_eq!(count_files(&s.artifacts_dir()), 0);
     assert_eq!(s.staging_count(), 0);
 
     let right = uk_digest::content_digest_header(&uk_digest::hash_reader(&img[..]).unwrap().0);
     assert_eq!(
-        upload_raw(
-            &s.url,
-            "web",
-            "x",
-            &img,
-            Some(&auth),
-            &[("Content-Digest", &right)]
-        )
-        .status,
+        upload_raw(&s.url, "web", "x", &img, Some(&auth), &[("Content-Digest", &right)]).status,
         201
     );
     let r = upload_raw(
@@ -203,10 +134,7 @@ fn bad_names_are_400() {
         let r = upload_raw(&s.url, "web", name, b"x", Some(&auth), &[]);
         assert_eq!(r.status, 400, "binary_name {name:?}: {}", r.text());
         assert!(
-            r.json()["error"]
-                .as_str()
-                .unwrap()
-                .starts_with("invalid binary name"),
+            r.json()["error"].as_str().unwrap().starts_with("invalid binary name"),
             "{}",
             r.text()
         );
@@ -217,14 +145,8 @@ fn bad_names_are_400() {
         let r = get(&format!("{}/job/{job}/build/latest", s.url), &[]);
         assert_eq!(r.status, 400, "job {job:?}");
     }
-    assert_eq!(
-        get(&format!("{}/job/web/build/not-a-uuid", s.url), &[]).status,
-        400
-    );
-    assert_eq!(
-        get_json(&format!("{}/", s.url)).json()["jobs"],
-        serde_json::json!([])
-    );
+    assert_eq!(get(&format!("{}/job/web/build/not-a-uuid", s.url), &[]).status, 400);
+    assert_eq!(get_json(&format!("{}/", s.url)).json()["jobs"], serde_json::json!([]));
 }
 
 #[test]
@@ -256,14 +178,8 @@ fn identical_retry_returns_the_same_build_and_artifacts_are_shared() {
         "one artifact stored once for two jobs"
     );
     // Once something else is latest, the old image is a new build again.
-    assert_eq!(
-        upload_raw(&s.url, "one", "x.hvt", b"v2", Some(&auth), &[]).status,
-        201
-    );
-    assert_eq!(
-        upload_raw(&s.url, "one", "x.hvt", &img, Some(&auth), &[]).status,
-        201
-    );
+    assert_eq!(upload_raw(&s.url, "one", "x.hvt", b"v2", Some(&auth), &[]).status, 201);
+    assert_eq!(upload_raw(&s.url, "one", "x.hvt", &img, Some(&auth), &[]).status, 201);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod multipart;
 mod platform;
+mod wait;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use clap::Parser;
 use uk_client::retry::{Attempt, with_retries};
 use uk_client::{Client, ClientError, ConnectArgs, exit, progress};
 use uk_digest::{Sha256, content_digest_header};
-use uk_names::{ArtifactPath, BinaryName, JobName, PlatformName};
+use uk_names::{ArtifactPath, BinaryName, HostName, JobName, PlatformName};
 use uk_wire::BuildJson;
 
 #[derive(Parser, Debug)]
@@ -47,6 +48,16 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// After the upload, wait until each of these hosts reports deploying
+    /// this build; prints one line per host (`HOST<TAB>RESULT<TAB>MESSAGE`).
+    /// Exit 0 only if all report deployed, 3 if any rolled back, 2 otherwise.
+    #[arg(long, value_delimiter = ',', value_name = "HOST[,HOST...]")]
+    pub wait_deployed: Vec<HostName>,
+
+    /// How long --wait-deployed waits for the hosts.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, requires = "wait_deployed")]
+    pub timeout: std::time::Duration,
+
     /// The unikernel image.
     pub image: PathBuf,
 
@@ -69,9 +80,10 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     let name = match &args.name {
         Some(n) => n.clone(),
         None => {
-            let f = args.image.file_name().with_context(|| {
-                format!("{:?} has no file name; pass --name", args.image.display())
-            })?;
+            let f = args
+                .image
+                .file_name()
+                .with_context(|| format!("{:?} has no file name; pass --name", args.image.display()))?;
             f.to_string_lossy()
                 .parse()
                 .context("the image's file name is not a valid binary name; pass --name")?
@@ -88,18 +100,14 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
             .with_context(|| format!("--attach {a:?} must be PATH=FILE"))?;
         let path: ArtifactPath = path.parse().with_context(|| format!("--attach {a:?}"))?;
         if path == ArtifactPath::main_binary(&name) || attachments.iter().any(|(p, _)| p == &path) {
-            bail!(
-                "--attach {a:?}: artifact {:?} is given twice",
-                path.as_str()
-            );
+            bail!("--attach {a:?}: artifact {:?} is given twice", path.as_str());
         }
         let file = PathBuf::from(file);
-        File::open(&file)
-            .with_context(|| format!("--attach {a:?}: opening {:?}", file.display()))?;
+        File::open(&file).with_context(|| format!("--attach {a:?}: opening {:?}", file.display()))?;
         attachments.push((path, file));
     }
-    let (sha256, size) = uk_digest::hash_file(&args.image)
-        .with_context(|| format!("reading the image {:?}", args.image.display()))?;
+    let (sha256, size) =
+        uk_digest::hash_file(&args.image).with_context(|| format!("reading the image {:?}", args.image.display()))?;
     Ok(Plan {
         job: args.job.clone(),
         platform,
@@ -126,12 +134,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             plan.sha256
         );
     }
-    let (status, build) = with_retries(client.retries, client.verbose, |_| {
-        match send(&client, &url, &plan) {
-            Ok(v) => Attempt::Done(v),
-            Err(e) if e.is_transient() => Attempt::Transient(e),
-            Err(e) => Attempt::Fatal(e),
-        }
+    let (status, build) = with_retries(client.retries, client.verbose, |_| match send(&client, &url, &plan) {
+        Ok(v) => Attempt::Done(v),
+        Err(e) if e.is_transient() => Attempt::Transient(e),
+        Err(e) => Attempt::Fatal(e),
     })
     .with_context(|| format!("uploading {:?}", plan.image.display()))?;
     if args.connect.verbose && status == 200 {
@@ -143,18 +149,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string(&build)?);
     } else {
-        println!(
-            "{}",
-            client.url(&format!("/job/{}/build/{}", build.job, build.uuid))
-        );
+        println!("{}", client.url(&format!("/job/{}/build/{}", build.job, build.uuid)));
+    }
+    if !args.wait_deployed.is_empty() {
+        return wait::wait_deployed(&client, &build, &args.wait_deployed, args.timeout);
     }
     Ok(exit::code(exit::SUCCESS))
 }
 
 /// One attempt: stream the body, read the answer.
 fn send(client: &Client, url: &str, plan: &Plan) -> Result<(u16, BuildJson), ClientError> {
-    let io =
-        |e: std::io::Error| ClientError::Other(format!("reading {:?}: {e}", plan.image.display()));
+    let io = |e: std::io::Error| ClientError::Other(format!("reading {:?}: {e}", plan.image.display()));
     let image = File::open(&plan.image).map_err(io)?;
     let req = client
         .post(url)
@@ -166,14 +171,7 @@ fn send(client: &Client, url: &str, plan: &Plan) -> Result<(u16, BuildJson), Cli
             Box::new(image) as Box<dyn std::io::Read + Send>,
         )
     } else {
-        multipart::body(
-            &plan.sha256,
-            &plan.name,
-            image,
-            plan.size,
-            &plan.attachments,
-        )
-        .map_err(io)?
+        multipart::body(&plan.sha256, &plan.name, image, plan.size, &plan.attachments).map_err(io)?
     };
     let bar = progress::bar(len, "upload");
     let reader = bar.wrap_read(body);
@@ -189,14 +187,11 @@ fn send(client: &Client, url: &str, plan: &Plan) -> Result<(u16, BuildJson), Cli
     })?;
     let mut resp = Client::check("POST", url, resp)?;
     let status = resp.status().as_u16();
-    let bytes = resp
-        .body_mut()
-        .read_to_vec()
-        .map_err(|e| ClientError::Transport {
-            method: "POST",
-            url: url.to_owned(),
-            source: e,
-        })?;
+    let bytes = resp.body_mut().read_to_vec().map_err(|e| ClientError::Transport {
+        method: "POST",
+        url: url.to_owned(),
+        source: e,
+    })?;
     let build = serde_json::from_slice::<BuildJson>(&bytes)
         .map_err(|e| ClientError::Other(format!("POST {url}: the answer is not a build: {e}")))?;
     Ok((status, build))

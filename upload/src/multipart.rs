@@ -49,9 +49,7 @@ pub fn body(
     push_bytes(&mut pieces, format!("\r\n--{boundary}--\r\n").into_bytes());
     let reader = pieces
         .into_iter()
-        .fold(Box::new(io::empty()) as Body, |acc, r| {
-            Box::new(acc.chain(r))
-        });
+        .fold(Box::new(io::empty()) as Body, |acc, r| Box::new(acc.chain(r)));
     Ok((
         format!("multipart/form-data; boundary={boundary}"),
         len + files_len,

@@ -30,18 +30,13 @@ fn from_os_release(text: &str) -> anyhow::Result<PlatformName> {
 mod tests {
     #[test]
     fn debian_and_ubuntu() {
-        let d = super::from_os_release(
-            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
-        )
-        .unwrap();
+        let d =
+            super::from_os_release("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n")
+                .unwrap();
         assert_eq!(d.as_str(), "debian-12");
-        let u =
-            super::from_os_release("ID=ubuntu\nVERSION_ID=\"24.04\"\nID_LIKE=debian\n").unwrap();
+        let u = super::from_os_release("ID=ubuntu\nVERSION_ID=\"24.04\"\nID_LIKE=debian\n").unwrap();
         assert_eq!(u.as_str(), "ubuntu-24.04");
-        assert_eq!(
-            super::from_os_release("ID=arch\n").unwrap().as_str(),
-            "arch"
-        );
+        assert_eq!(super::from_os_release("ID=arch\n").unwrap().as_str(), "arch");
         assert!(super::from_os_release("NAME=x\n").is_err());
     }
 }

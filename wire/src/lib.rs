@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use uk_digest::Sha256;
-use uk_names::{ArtifactPath, BuildId, JobName, PlatformName};
+use uk_names::{ArtifactPath, BuildId, HostName, JobName, PlatformName};
 
 /// One stored file of a build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +38,9 @@ pub struct BuildJson {
     pub solo5_manifest: Option<serde_json::Value>,
     pub main_binary_file: Option<MainBinaryJson>,
     pub artifacts: Vec<FileJson>,
+    /// The last report of each host that deployed this build.
+    #[serde(default)]
+    pub deployments: Vec<DeploymentJson>,
 }
 
 /// The main binary in `GET /job/{job}` rows: `filename` is its last path
@@ -92,4 +95,59 @@ pub struct JobsJson {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorJson {
     pub error: String,
+}
+
+/// How a host's deploy of a build ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployResult {
+    Deployed,
+    RolledBack,
+    Failed,
+    Refused,
+}
+
+impl DeployResult {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeployResult::Deployed => "deployed",
+            DeployResult::RolledBack => "rolled-back",
+            DeployResult::Failed => "failed",
+            DeployResult::Refused => "refused",
+        }
+    }
+}
+
+/// `POST /job/{job}/build/{uuid}/deployments`: a host reports a deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentReport {
+    pub host: HostName,
+    pub sha256: Sha256,
+    pub result: DeployResult,
+    pub message: String,
+    /// RFC 3339.
+    pub started: String,
+    /// RFC 3339.
+    pub finished: String,
+}
+
+/// A stored report, as the deployment views show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentJson {
+    pub id: i64,
+    pub host: HostName,
+    pub job: JobName,
+    pub uuid: BuildId,
+    pub sha256: Sha256,
+    pub result: DeployResult,
+    pub message: String,
+    pub started: String,
+    pub finished: String,
+    pub received: String,
+}
+
+/// `GET /job/{job}/deployments` and `GET /job/{job}/build/{uuid}/deployments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentsJson {
+    pub deployments: Vec<DeploymentJson>,
 }

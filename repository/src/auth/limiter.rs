@@ -28,9 +28,7 @@ impl LoginLimiter {
     pub fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(&ip) {
-            Some(&(n, since)) if since.elapsed() < self.window && n >= self.max => {
-                Err(ApiError::TooManyLogins)
-            }
+            Some(&(n, since)) if since.elapsed() < self.window && n >= self.max => Err(ApiError::TooManyLogins),
             Some(&(_, since)) if since.elapsed() >= self.window => {
                 map.remove(&ip);
                 Ok(())

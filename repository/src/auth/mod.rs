@@ -21,11 +21,7 @@ pub use limiter::LoginLimiter;
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    User {
-        id: i64,
-        name: String,
-        unrestricted: bool,
-    },
+    User { id: i64, name: String, unrestricted: bool },
 }
 
 impl Principal {
@@ -55,15 +51,9 @@ impl Auth {
     }
 
     /// Checks the request's credentials.
-    pub async fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        ip: IpAddr,
-    ) -> Result<Principal, ApiError> {
+    pub async fn authenticate(&self, headers: &HeaderMap, ip: IpAddr) -> Result<Principal, ApiError> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::Unauthorized(
-                "credentials are required to upload".into(),
-            ));
+            return Err(ApiError::Unauthorized("credentials are required to upload".into()));
         };
         let value = value
             .to_str()
@@ -106,19 +96,18 @@ impl Auth {
         }
     }
 
+    /// May `who` report deployments of `job`? The same users as may upload.
+    pub async fn authorize_report(&self, who: &Principal, job: &JobName) -> Result<(), ApiError> {
+        self.authorize_upload(who, job).await
+    }
+
     /// May `who` upload a build of `job`?
     pub async fn authorize_upload(&self, who: &Principal, job: &JobName) -> Result<(), ApiError> {
         match who {
-            Principal::User {
-                unrestricted: true, ..
-            } => Ok(()),
+            Principal::User { unrestricted: true, .. } => Ok(()),
             Principal::User { id, name, .. } => {
                 let (id, job2) = (*id, job.clone());
-                if self
-                    .db
-                    .read(move |c| db::users::has_access(c, id, &job2))
-                    .await?
-                {
+                if self.db.read(move |c| db::users::has_access(c, id, &job2)).await? {
                     Ok(())
                 } else {
                     Err(ApiError::Forbidden(format!(

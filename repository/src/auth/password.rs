@@ -15,9 +15,7 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 /// Constant-time verification (inside argon2); false on any malformed hash.
 pub fn verify(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }

@@ -55,6 +55,7 @@ impl BuildRow {
             solo5_manifest: self.solo5_manifest.clone(),
             main_binary_file,
             artifacts: self.artifacts.clone(),
+            deployments: Vec::new(),
         }
     }
 }
@@ -78,7 +79,8 @@ pub enum Inserted {
     Existing(BuildRow),
 }
 
-const BUILD_COLS: &str = "b.id, b.uuid, j.name, b.platform, b.start_time, b.finish_time, b.main_binary, b.solo5_abi, b.solo5_manifest";
+const BUILD_COLS: &str =
+    "b.id, b.uuid, j.name, b.platform, b.start_time, b.finish_time, b.main_binary, b.solo5_abi, b.solo5_manifest";
 
 fn parse<T: std::str::FromStr>(s: String, what: &str) -> rusqlite::Result<T>
 where
@@ -116,9 +118,8 @@ fn build_from_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
 }
 
 fn artifacts_of(conn: &Connection, build_id: i64) -> anyhow::Result<Vec<FileJson>> {
-    let mut st = conn.prepare_cached(
-        "SELECT filepath, sha256, size FROM artifacts WHERE build_id = ?1 ORDER BY filepath",
-    )?;
+    let mut st =
+        conn.prepare_cached("SELECT filepath, sha256, size FROM artifacts WHERE build_id = ?1 ORDER BY filepath")?;
     let rows = st.query_map([build_id], |r| {
         Ok(FileJson {
             filepath: parse(r.get(0)?, "filepath")?,
@@ -148,11 +149,7 @@ pub fn job_exists(conn: &Connection, job: &JobName) -> anyhow::Result<bool> {
 }
 
 /// The latest build of a job with a main binary, optionally of one platform.
-pub fn latest(
-    conn: &Connection,
-    job: &JobName,
-    platform: Option<&PlatformName>,
-) -> anyhow::Result<Option<BuildRow>> {
+pub fn latest(conn: &Connection, job: &JobName, platform: Option<&PlatformName>) -> anyhow::Result<Option<BuildRow>> {
     let sql = format!(
         "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id
          WHERE j.name = ?1 AND b.main_binary IS NOT NULL AND (?2 IS NULL OR b.platform = ?2)
@@ -160,19 +157,15 @@ pub fn latest(
     );
     let row = conn
         .prepare_cached(&sql)?
-        .query_row(
-            params![job.as_str(), platform.map(|p| p.as_str())],
-            build_from_row,
-        )
+        .query_row(params![job.as_str(), platform.map(|p| p.as_str())], build_from_row)
         .optional()?;
     with_artifacts(conn, row)
 }
 
 /// One build of a job.
 pub fn build(conn: &Connection, job: &JobName, uuid: &BuildId) -> anyhow::Result<Option<BuildRow>> {
-    let sql = format!(
-        "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id WHERE j.name = ?1 AND b.uuid = ?2"
-    );
+    let sql =
+        format!("SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id WHERE j.name = ?1 AND b.uuid = ?2");
     let row = conn
         .prepare_cached(&sql)?
         .query_row(params![job.as_str(), uuid.to_string()], build_from_row)
@@ -195,10 +188,7 @@ pub fn job_builds(
     );
     let mut st = conn.prepare_cached(&sql)?;
     let rows: Vec<BuildRow> = st
-        .query_map(
-            params![job.as_str(), platform.map(|p| p.as_str())],
-            build_from_row,
-        )?
+        .query_map(params![job.as_str(), platform.map(|p| p.as_str())], build_from_row)?
         .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
@@ -233,33 +223,24 @@ pub fn artifact(
 }
 
 /// The newest build holding an artifact with this digest.
-pub fn build_by_hash(
-    conn: &Connection,
-    sha: &Sha256,
-) -> anyhow::Result<Option<(JobName, BuildId)>> {
+pub fn build_by_hash(conn: &Connection, sha: &Sha256) -> anyhow::Result<Option<(JobName, BuildId)>> {
     conn.prepare_cached(
         "SELECT j.name, b.uuid FROM artifacts a JOIN builds b ON b.id = a.build_id JOIN jobs j ON j.id = b.job_id
          WHERE a.sha256 = ?1 ORDER BY b.id DESC LIMIT 1",
     )?
-    .query_row([sha.to_hex()], |r| Ok((parse(r.get(0)?, "job")?, parse(r.get(1)?, "uuid")?)))
+    .query_row([sha.to_hex()], |r| {
+        Ok((parse(r.get(0)?, "job")?, parse(r.get(1)?, "uuid")?))
+    })
     .optional()
     .context("looking up a digest")
 }
 
 /// Commits a build in one transaction, unless it repeats the job's latest
 /// main binary (a CI retry), in which case that build is returned.
-pub fn insert_build(
-    conn: &mut Connection,
-    nb: NewBuild,
-    finish_time: String,
-) -> anyhow::Result<Inserted> {
+pub fn insert_build(conn: &mut Connection, nb: NewBuild, finish_time: String) -> anyhow::Result<Inserted> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if let Some(main) = &nb.main_binary {
-        let new_sha = nb
-            .artifacts
-            .iter()
-            .find(|a| &a.filepath == main)
-            .map(|a| a.sha256);
+        let new_sha = nb.artifacts.iter().find(|a| &a.filepath == main).map(|a| a.sha256);
         if let Some(prev) = latest(&tx, &nb.job, None)? {
             let same = prev.platform == nb.platform
                 && prev.main_binary.as_ref() == Some(main)
@@ -269,15 +250,8 @@ pub fn insert_build(
             }
         }
     }
-    tx.execute(
-        "INSERT OR IGNORE INTO jobs (name) VALUES (?1)",
-        [nb.job.as_str()],
-    )?;
-    let job_id: i64 = tx.query_row(
-        "SELECT id FROM jobs WHERE name = ?1",
-        [nb.job.as_str()],
-        |r| r.get(0),
-    )?;
+    tx.execute("INSERT OR IGNORE INTO jobs (name) VALUES (?1)", [nb.job.as_str()])?;
+    let job_id: i64 = tx.query_row("SELECT id FROM jobs WHERE name = ?1", [nb.job.as_str()], |r| r.get(0))?;
     let main_sha = nb
         .main_binary
         .as_ref()
@@ -303,12 +277,7 @@ pub fn insert_build(
     for a in &nb.artifacts {
         tx.execute(
             "INSERT INTO artifacts (build_id, filepath, sha256, size) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                build_id,
-                a.filepath.as_str(),
-                a.sha256.to_hex(),
-                a.size as i64
-            ],
+            params![build_id, a.filepath.as_str(), a.sha256.to_hex(), a.size as i64],
         )?;
     }
     let row = build(&tx, &nb.job, &nb.uuid)?.context("reading back the new build")?;
@@ -319,8 +288,6 @@ pub fn insert_build(
 /// Every digest referenced by any build (for checks of the store).
 pub fn all_artifact_digests(conn: &Connection) -> anyhow::Result<Vec<(Sha256, u64)>> {
     let mut st = conn.prepare("SELECT DISTINCT sha256, size FROM artifacts")?;
-    let rows = st.query_map([], |r| {
-        Ok((parse(r.get(0)?, "sha256")?, r.get::<_, i64>(1)? as u64))
-    })?;
+    let rows = st.query_map([], |r| Ok((parse(r.get(0)?, "sha256")?, r.get::<_, i64>(1)? as u64)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

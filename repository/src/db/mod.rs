@@ -6,6 +6,7 @@
 //! so the admin commands can change users while the server runs.
 
 pub mod builds;
+pub mod deployments;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -64,8 +65,7 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 
 /// Opens (creating if needed) the database with WAL and the schema.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
-    let conn =
-        Connection::open(path).with_context(|| format!("opening database {:?}", path.display()))?;
+    let conn = Connection::open(path).with_context(|| format!("opening database {:?}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // NORMAL is durable in WAL mode except for the last commits before a
@@ -73,6 +73,8 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.execute_batch(SCHEMA).context("creating the schema")?;
+    conn.execute_batch(deployments::SCHEMA)
+        .context("creating the deployments schema")?;
     Ok(conn)
 }
 
@@ -86,7 +88,13 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Bounds concurrent reads, and so the number of reader connections and
+    /// blocking threads, however many requests arrive at once.
+    read_slots: tokio::sync::Semaphore,
 }
+
+/// Reads that may run at once.
+const READ_SLOTS: usize = 8;
 
 impl Db {
     pub fn open(path: &Path) -> anyhow::Result<Db> {
@@ -96,6 +104,7 @@ impl Db {
                 path: path.to_owned(),
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                read_slots: tokio::sync::Semaphore::new(READ_SLOTS),
             }),
         })
     }
@@ -106,23 +115,16 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
+        let _slot = self.inner.read_slots.acquire().await.context("the database is closed")?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop();
+            let pooled = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let conn = match pooled {
                 Some(c) => c,
                 None => open(&inner.path)?,
             };
             let out = f(&conn);
-            inner
-                .readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(conn);
+            inner.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
             out
         })
         .await

@@ -24,12 +24,7 @@ pub struct UserSummary {
     pub jobs: Vec<String>,
 }
 
-pub fn add(
-    conn: &Connection,
-    name: &str,
-    password_hash: &str,
-    unrestricted: bool,
-) -> anyhow::Result<()> {
+pub fn add(conn: &Connection, name: &str, password_hash: &str, unrestricted: bool) -> anyhow::Result<()> {
     let n = conn.execute(
         "INSERT OR IGNORE INTO users (name, password_hash, unrestricted) VALUES (?1, ?2, ?3)",
         params![name, password_hash, unrestricted],
@@ -41,31 +36,26 @@ pub fn add(
 }
 
 pub fn find(conn: &Connection, name: &str) -> anyhow::Result<Option<UserRow>> {
-    conn.prepare_cached(
-        "SELECT id, name, password_hash, unrestricted, disabled FROM users WHERE name = ?1",
-    )?
-    .query_row([name], |r| {
-        Ok(UserRow {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            password_hash: r.get(2)?,
-            unrestricted: r.get(3)?,
-            disabled: r.get(4)?,
+    conn.prepare_cached("SELECT id, name, password_hash, unrestricted, disabled FROM users WHERE name = ?1")?
+        .query_row([name], |r| {
+            Ok(UserRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                password_hash: r.get(2)?,
+                unrestricted: r.get(3)?,
+                disabled: r.get(4)?,
+            })
         })
-    })
-    .optional()
-    .context("looking up a user")
+        .optional()
+        .context("looking up a user")
 }
 
 fn id_of(conn: &Connection, name: &str) -> anyhow::Result<i64> {
-    Ok(find(conn, name)?
-        .with_context(|| format!("no user {name:?}"))?
-        .id)
+    Ok(find(conn, name)?.with_context(|| format!("no user {name:?}"))?.id)
 }
 
 pub fn list(conn: &Connection) -> anyhow::Result<Vec<UserSummary>> {
-    let mut st =
-        conn.prepare("SELECT id, name, unrestricted, disabled FROM users ORDER BY name")?;
+    let mut st = conn.prepare("SELECT id, name, unrestricted, disabled FROM users ORDER BY name")?;
     let rows: Vec<(i64, UserSummary)> = st
         .query_map([], |r| {
             Ok((
@@ -82,9 +72,7 @@ pub fn list(conn: &Connection) -> anyhow::Result<Vec<UserSummary>> {
     let mut jobs = conn.prepare("SELECT job FROM access WHERE user_id = ?1 ORDER BY job")?;
     rows.into_iter()
         .map(|(id, mut u)| {
-            u.jobs = jobs
-                .query_map([id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+            u.jobs = jobs.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?;
             Ok(u)
         })
         .collect()
@@ -99,10 +87,7 @@ pub fn remove(conn: &Connection, name: &str) -> anyhow::Result<()> {
 
 pub fn set_disabled(conn: &Connection, name: &str, disabled: bool) -> anyhow::Result<()> {
     let id = id_of(conn, name)?;
-    conn.execute(
-        "UPDATE users SET disabled = ?1 WHERE id = ?2",
-        params![disabled, id],
-    )?;
+    conn.execute("UPDATE users SET disabled = ?1 WHERE id = ?2", params![disabled, id])?;
     Ok(())
 }
 
@@ -111,10 +96,7 @@ pub fn set_disabled(conn: &Connection, name: &str, disabled: bool) -> anyhow::Re
 pub fn grant(conn: &mut Connection, user: &str, job: &JobName) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     let id = id_of(&tx, user)?;
-    tx.execute(
-        "INSERT OR IGNORE INTO jobs (name) VALUES (?1)",
-        [job.as_str()],
-    )?;
+    tx.execute("INSERT OR IGNORE INTO jobs (name) VALUES (?1)", [job.as_str()])?;
     tx.execute(
         "INSERT OR IGNORE INTO access (user_id, job) VALUES (?1, ?2)",
         params![id, job.as_str()],

@@ -39,10 +39,7 @@ pub async fn console(
 }
 
 fn if_none_match(headers: &HeaderMap, sha: &Sha256) -> bool {
-    let Some(v) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(v) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let hex = sha.to_hex();
@@ -56,9 +53,7 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>,
     let Some(v) = headers.get(header::RANGE) else {
         return Ok(None);
     };
-    let v = v
-        .to_str()
-        .map_err(|_| ApiError::RangeNotSatisfiable { size })?;
+    let v = v.to_str().map_err(|_| ApiError::RangeNotSatisfiable { size })?;
     let ranges = http_range_header::parse_range_header(v)
         .and_then(|r| r.validate(size))
         .map_err(|_| ApiError::RangeNotSatisfiable { size })?;
@@ -110,11 +105,7 @@ async fn serve(
         .store
         .get(&sha, range)
         .map_err(|e| ApiError::from_io(e, "opening an artifact"))?
-        .ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!(
-                "artifact {sha} is recorded but missing from the store"
-            ))
-        })?;
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("artifact {sha} is recorded but missing from the store")))?;
     builder = builder
         .header(header::CONTENT_TYPE, ctype)
         .header(header::CONTENT_LENGTH, body.len);
@@ -128,9 +119,6 @@ async fn serve(
             .header("content-digest", hv(&content_digest_header(&sha))?),
     };
     builder
-        .body(Body::from_stream(ReaderStream::with_capacity(
-            body.reader,
-            CHUNK,
-        )))
+        .body(Body::from_stream(ReaderStream::with_capacity(body.reader, CHUNK)))
         .map_err(|e| ApiError::Internal(e.into()))
 }

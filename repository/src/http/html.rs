@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use uk_names::JobName;
-use uk_wire::{BuildJson, ErrorJson, JobBuildJson, JobSummaryJson};
+use uk_wire::{BuildJson, DeploymentJson, ErrorJson, JobBuildJson, JobSummaryJson};
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -41,9 +41,7 @@ pub fn jobs_page(jobs: &[JobSummaryJson]) -> String {
     }
     page(
         "Unikernel repository",
-        &format!(
-            "<table><tr><th>job</th><th>synopsis</th><th>latest build</th></tr>\n{rows}</table>"
-        ),
+        &format!("<table><tr><th>job</th><th>synopsis</th><th>latest build</th></tr>\n{rows}</table>"),
     )
 }
 
@@ -51,12 +49,7 @@ pub fn job_page(job: &JobName, builds: &[JobBuildJson]) -> String {
     let mut rows = String::new();
     for b in builds {
         let main = match &b.main_binary {
-            Some(m) => format!(
-                "{} <code>{}</code> {} bytes",
-                text(&m.filename),
-                m.sha256,
-                m.size
-            ),
+            Some(m) => format!("{} <code>{}</code> {} bytes", text(&m.filename), m.sha256, m.size),
             None => "no main binary".into(),
         };
         rows.push_str(&format!(
@@ -96,13 +89,39 @@ pub fn build_page(b: &BuildJson) -> String {
         &format!("Build {} of {}", b.uuid, b.job),
         &format!(
             "<p>platform {p}, started {s}, finished {f}</p><p>Solo5 ABI: <code>{abi}</code><br>Solo5 manifest: <code>{mft}</code></p>\
-             <table><tr><th>file</th><th>sha256</th><th>bytes</th></tr>\n{files}</table>",
+             <table><tr><th>file</th><th>sha256</th><th>bytes</th></tr>\n{files}</table><h2>Deployments</h2>{deps}",
             p = text(b.platform.as_str()),
             s = text(&b.start_time),
             f = text(&b.finish_time),
             abi = solo5(&b.solo5_abi),
             mft = solo5(&b.solo5_manifest),
+            deps = deployment_rows(&b.deployments),
         ),
+    )
+}
+
+fn deployment_rows(list: &[DeploymentJson]) -> String {
+    let mut rows = String::new();
+    for d in list {
+        rows.push_str(&format!(
+            "<tr><td>{h}</td><td><a href=\"/job/{j}/build/{u}\">{u}</a></td><td>{r}</td><td>{f}</td><td>{m}</td></tr>\n",
+            h = text(d.host.as_str()),
+            j = attr(d.job.as_str()),
+            u = d.uuid,
+            r = d.result.as_str(),
+            f = text(&d.finished),
+            m = text(&d.message)
+        ));
+    }
+    format!(
+        "<table><tr><th>host</th><th>build</th><th>result</th><th>finished</th><th>message</th></tr>\n{rows}</table>"
+    )
+}
+
+pub fn deployments_page(job: &JobName, list: &[DeploymentJson], history: &[DeploymentJson]) -> String {
+    page(
+        &format!("Deployments of {job}"),
+        &format!("<h2>Each host's last report</h2>{}<h2>History</h2>{}", deployment_rows(list), deployment_rows(history)),
     )
 }
 
@@ -124,10 +143,7 @@ pub async fn error_pages(req: Request, next: Next) -> Response {
     let msg = serde_json::from_slice::<ErrorJson>(&bytes)
         .map(|e| e.error)
         .unwrap_or_default();
-    let html = page(
-        &format!("{}", parts.status),
-        &format!("<p>{}</p>", text(&msg)),
-    );
+    let html = page(&format!("{}", parts.status), &format!("<p>{}</p>", text(&msg)));
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),

@@ -1,6 +1,7 @@
 //! HTTP handlers, one function per endpoint of CONTRACT.md §2, grouped by
 //! what they serve: uploads, views (HTML or JSON), redirects, artifact bytes.
 
+pub mod deployments;
 pub mod files;
 pub mod html;
 pub mod redirects;

@@ -1,12 +1,15 @@
 //! The redirects: `latest` (307, so a client re-asks for the same method),
 //! `main-binary` (302) and `/hash?sha256=` (302). Locations are paths only.
 
+use std::time::Duration;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use uk_digest::Sha256;
 use uk_names::{ArtifactPath, JobName};
 
+use super::deployments::MAX_WAIT;
 use super::{PlatformQuery, parse_build, parse_job};
 use crate::app::AppState;
 use crate::db::builds;
@@ -17,53 +20,104 @@ fn redirect(status: StatusCode, location: &str) -> Result<Response, ApiError> {
     Ok((status, [(header::LOCATION, v)]).into_response())
 }
 
-async fn latest_uuid(st: &AppState, job: JobName, q: &PlatformQuery) -> Result<String, ApiError> {
-    let platform = q.parse()?;
-    let j = job.clone();
-    let row = st
-        .db
-        .read(move |c| builds::latest(c, &j, platform.as_ref()))
-        .await?;
-    row.map(|r| format!("/job/{}/build/{}", job, r.uuid))
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "job {:?} has no build with a main binary",
-                job.as_str()
-            ))
-        })
+/// `?platform=`, and for long-polling `?wait=SECONDS&current=SHA256`.
+#[derive(serde::Deserialize, Default)]
+pub struct LatestQuery {
+    platform: Option<String>,
+    wait: Option<u64>,
+    current: Option<String>,
 }
 
-/// `GET /job/{job}/build/latest`
+/// A little jitter (up to a tenth, at most 10 s), so that a crowd of waiters
+/// does not come back at the same instant.
+fn jittered(wait: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let max = (wait / 10).min(Duration::from_secs(10)).as_millis() as u64;
+    wait + Duration::from_millis(if max == 0 { 0 } else { r % max })
+}
+
+/// The latest build's path; with `wait` and `current`, held until the latest
+/// main binary is no longer `current` (then `Some`) or the wait ends (`None`).
+async fn latest_uuid(st: &AppState, job: JobName, q: &LatestQuery) -> Result<Option<String>, ApiError> {
+    let platform = PlatformQuery {
+        platform: q.platform.clone(),
+    }
+    .parse()?;
+    let current: Option<Sha256> = q
+        .current
+        .as_deref()
+        .map(|c| c.parse().map_err(ApiError::bad_request))
+        .transpose()?;
+    let wait = match (q.wait, current) {
+        (Some(w), Some(_)) => Some(jittered(Duration::from_secs(w).min(MAX_WAIT))),
+        (Some(_), None) => {
+            return Err(ApiError::BadRequest(
+                "wait needs current=SHA256 (the digest the client has)".into(),
+            ));
+        }
+        _ => None,
+    };
+    // Subscribe before looking, so a commit in between is not missed.
+    let mut rx = st.notify.subscribe(&job);
+    let _waiting = wait.map(|_| st.notify.waiting());
+    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+    loop {
+        let (j, p) = (job.clone(), platform.clone());
+        let row = st.db.read(move |c| builds::latest(c, &j, p.as_ref())).await?;
+        let sha = row.as_ref().and_then(|r| r.main_file()).map(|f| f.sha256);
+        match (&row, wait) {
+            (Some(r), _) if wait.is_none() || sha != current => {
+                return Ok(Some(format!("/job/{}/build/{}", job, r.uuid)));
+            }
+            (None, None) => {
+                return Err(ApiError::NotFound(format!(
+                    "job {:?} has no build with a main binary",
+                    job.as_str()
+                )));
+            }
+            _ => {}
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return Ok(None) },
+            _ = tokio::time::sleep_until(deadline) => return Ok(None),
+        }
+    }
+}
+
+fn not_modified() -> Result<Response, ApiError> {
+    Ok(StatusCode::NOT_MODIFIED.into_response())
+}
+
+/// `GET /job/{job}/build/latest[?platform=][&wait=S&current=SHA256]`
 pub async fn latest(
     State(st): State<AppState>,
     Path(job): Path<String>,
-    Query(q): Query<PlatformQuery>,
+    Query(q): Query<LatestQuery>,
 ) -> Result<Response, ApiError> {
-    let loc = latest_uuid(&st, parse_job(&job)?, &q).await?;
-    redirect(StatusCode::TEMPORARY_REDIRECT, &loc)
+    match latest_uuid(&st, parse_job(&job)?, &q).await? {
+        Some(loc) => redirect(StatusCode::TEMPORARY_REDIRECT, &loc),
+        None => not_modified(),
+    }
 }
 
 /// `GET /job/{job}/build/latest/{rest…}`
 pub async fn latest_rest(
     State(st): State<AppState>,
     Path((job, rest)): Path<(String, String)>,
-    Query(q): Query<PlatformQuery>,
+    Query(q): Query<LatestQuery>,
 ) -> Result<Response, ApiError> {
-    let loc = latest_uuid(&st, parse_job(&job)?, &q).await?;
     // `rest` was percent-decoded by the router; only plain path characters
     // go back into a Location header.
-    if rest
-        .split('/')
-        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-        || !rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+    if rest.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
     {
-        return Err(ApiError::BadRequest(format!(
-            "invalid path {rest:?} after latest/"
-        )));
+        return Err(ApiError::BadRequest(format!("invalid path {rest:?} after latest/")));
     }
-    redirect(StatusCode::TEMPORARY_REDIRECT, &format!("{loc}/{rest}"))
+    match latest_uuid(&st, parse_job(&job)?, &q).await? {
+        Some(loc) => redirect(StatusCode::TEMPORARY_REDIRECT, &format!("{loc}/{rest}")),
+        None => not_modified(),
+    }
 }
 
 /// `GET /job/{job}/build/{uuid}/main-binary`
@@ -82,10 +136,7 @@ pub async fn main_binary(
         .main_binary
         .as_ref()
         .ok_or_else(|| ApiError::NotFound(format!("build {uuid} has no main binary")))?;
-    redirect(
-        StatusCode::FOUND,
-        &format!("/job/{job}/build/{uuid}/f/{main}"),
-    )
+    redirect(StatusCode::FOUND, &format!("/job/{job}/build/{uuid}/f/{main}"))
 }
 
 #[derive(serde::Deserialize)]
@@ -94,17 +145,13 @@ pub struct HashQuery {
 }
 
 /// `GET /hash?sha256=`
-pub async fn by_hash(
-    State(st): State<AppState>,
-    Query(q): Query<HashQuery>,
-) -> Result<Response, ApiError> {
+pub async fn by_hash(State(st): State<AppState>, Query(q): Query<HashQuery>) -> Result<Response, ApiError> {
     let raw = q
         .sha256
         .ok_or_else(|| ApiError::BadRequest("the query parameter sha256 is required".into()))?;
     let sha: Sha256 = raw.parse().map_err(ApiError::bad_request)?;
     let found = st.db.read(move |c| builds::build_by_hash(c, &sha)).await?;
-    let (job, uuid) = found.ok_or_else(|| {
-        ApiError::NotFound(format!("no build holds an artifact with sha256 {sha}"))
-    })?;
+    let (job, uuid) =
+        found.ok_or_else(|| ApiError::NotFound(format!("no build holds an artifact with sha256 {sha}")))?;
     redirect(StatusCode::FOUND, &format!("/job/{job}/build/{uuid}"))
 }

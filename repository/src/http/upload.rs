@@ -68,32 +68,20 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > st.max_upload) {
-        return Err(ApiError::TooLarge {
-            limit: st.max_upload,
-        });
+        return Err(ApiError::TooLarge { limit: st.max_upload });
     }
 
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let received = if content_type
-        .to_ascii_lowercase()
-        .starts_with("multipart/form-data")
-    {
+    let received = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         receive_multipart(&st, content_type, body, binary_name).await?
     } else {
-        let name = binary_name.ok_or_else(|| {
-            ApiError::BadRequest("the query parameter binary_name is required".into())
-        })?;
+        let name =
+            binary_name.ok_or_else(|| ApiError::BadRequest("the query parameter binary_name is required".into()))?;
         let mut budget = st.max_upload;
-        let staged = stage_stream(
-            &st.store,
-            body.into_data_stream(),
-            &mut budget,
-            st.max_upload,
-        )
-        .await?;
+        let staged = stage_stream(&st.store, body.into_data_stream(), &mut budget, st.max_upload).await?;
         Received {
             main: Some((ArtifactPath::main_binary(&name), staged)),
             others: vec![],
@@ -154,6 +142,7 @@ pub async fn upload(
     };
     if status == StatusCode::CREATED {
         tracing::info!(job = %job, build = %row.uuid, uploader = %who.label(), "build committed");
+        st.notify.bump(&job);
     }
     let location = format!("/job/{}/build/{}", row.job, row.uuid);
     let mut resp = (status, Json(row.to_json())).into_response();
@@ -204,8 +193,7 @@ async fn receive_multipart(
             };
             ArtifactPath::main_binary(&bin)
         } else {
-            name.parse::<ArtifactPath>()
-                .map_err(ApiError::bad_request)?
+            name.parse::<ArtifactPath>().map_err(ApiError::bad_request)?
         };
         if !seen.insert(path.clone()) {
             return Err(ApiError::BadRequest(format!(
@@ -238,9 +226,7 @@ async fn receive_multipart(
 }
 
 /// The image's Solo5 notes as builder-web shows them; nulls for other files.
-async fn solo5_json(
-    path: &std::path::Path,
-) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
+async fn solo5_json(path: &std::path::Path) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
     let path = path.to_owned();
     let info = tokio::task::spawn_blocking(move || {
         let f = std::io::BufReader::new(std::fs::File::open(path).ok()?);

@@ -11,6 +11,7 @@ use uk_wire::{JobBuildJson, JobFileJson, JobJson, JobSummaryJson, JobsJson, Late
 use super::{PlatformQuery, html, parse_build, parse_job, wants_json};
 use crate::app::AppState;
 use crate::db::builds::{self, BuildRow};
+use crate::db::deployments;
 use crate::error::ApiError;
 
 fn job_file(b: &BuildRow) -> Option<JobFileJson> {
@@ -35,11 +36,7 @@ pub async fn jobs(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
                         finish_time: b.finish_time.clone(),
                         main_binary: job_file(&b),
                     });
-                    Ok(JobSummaryJson {
-                        name,
-                        synopsis,
-                        latest,
-                    })
+                    Ok(JobSummaryJson { name, synopsis, latest })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
         })
@@ -88,12 +85,19 @@ pub async fn build(
 ) -> Result<Response, ApiError> {
     let (job, uuid) = (parse_job(&job)?, parse_build(&uuid)?);
     let j = job.clone();
-    let row = st
+    let (row, deps) = st
         .db
-        .read(move |c| builds::build(c, &j, &uuid))
+        .read(move |c| {
+            let Some(row) = builds::build(c, &j, &uuid)? else {
+                return Ok(None);
+            };
+            let deps = deployments::last_per_host_of_build(deployments::of_build(c, &j, &uuid)?);
+            Ok(Some((row, deps)))
+        })
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no build {uuid} of job {:?}", job.as_str())))?;
-    let json = row.to_json();
+    let mut json = row.to_json();
+    json.deployments = deps;
     if wants_json(&headers) {
         return Ok(Json(json).into_response());
     }

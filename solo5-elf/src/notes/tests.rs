@@ -64,10 +64,7 @@ fn reads_abi_and_manifest_of_real_images() {
 
 #[test]
 fn non_solo5_files() {
-    assert!(matches!(
-        read(b"hello world, not an elf"),
-        Err(Error::NotElf)
-    ));
+    assert!(matches!(read(b"hello world, not an elf"), Err(Error::NotElf)));
     assert!(matches!(read(b""), Err(Error::NotElf)));
     // A real ELF that is not a unikernel: this very test binary.
     let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();

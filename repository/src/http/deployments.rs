@@ -1,0 +1,138 @@
+//! Deployment reports: hosts `POST /job/{job}/build/{uuid}/deployments` what
+//! their deploy did; `GET /job/{job}/deployments` shows each host's last
+//! result (HTML or JSON); `GET /job/{job}/build/{uuid}/deployments` lists a
+//! build's reports and, with `?wait=S&after=N`, holds the answer until there
+//! are more than N of them (this is what `upload --wait-deployed` waits on).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use uk_wire::{DeploymentReport, DeploymentsJson};
+
+use super::{html, parse_build, parse_job, wants_json};
+use crate::app::AppState;
+use crate::db::{builds, deployments};
+use crate::error::ApiError;
+use crate::time::now_rfc3339;
+
+/// Longest a client may hold a request open, whatever it asks.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+const MAX_REPORT: usize = 64 * 1024;
+/// Reports shown in a job's history.
+const HISTORY: usize = 50;
+
+/// `GET /metrics`: a few gauges in the Prometheus text format.
+pub async fn metrics(State(st): State<AppState>) -> String {
+    format!("# TYPE ukrepo_waiters gauge\nukrepo_waiters {}\n", st.notify.waiters())
+}
+
+/// `POST /job/{job}/build/{uuid}/deployments`
+pub async fn report(
+    State(st): State<AppState>,
+    Path((job, uuid)): Path<(String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (job, uuid) = (parse_job(&job)?, parse_build(&uuid)?);
+    let who = st.auth.authenticate(&headers, peer.ip()).await?;
+    st.auth.authorize_report(&who, &job).await?;
+    let bytes = axum::body::to_bytes(body, MAX_REPORT)
+        .await
+        .map_err(|_| ApiError::BadRequest(format!("the report is not readable or larger than {MAX_REPORT} bytes")))?;
+    let mut rep: DeploymentReport =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("malformed report: {e}")))?;
+    rep.message = rep.message.chars().take(4096).collect();
+    let (j, u) = (job.clone(), uuid);
+    let build = st
+        .db
+        .read(move |c| builds::build(c, &j, &u))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no build {uuid} of job {:?}", job.as_str())))?;
+    let main = build.main_file().map(|f| f.sha256);
+    if main != Some(rep.sha256) {
+        return Err(ApiError::Conflict(format!(
+            "the report is about sha256 {} but build {uuid} has another main binary",
+            rep.sha256
+        )));
+    }
+    let (j, r) = (job.clone(), rep.clone());
+    let id = st
+        .db
+        .write(move |c| deployments::insert(c, &j, &uuid, &r, &now_rfc3339()))
+        .await?;
+    if id.is_none() {
+        return Err(ApiError::NotFound(format!("no build {uuid} of job {:?}", job.as_str())));
+    }
+    tracing::info!(job = %job, build = %uuid, host = %rep.host, result = rep.result.as_str(), "deployment reported");
+    st.notify.bump(&job);
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"id": id}))).into_response())
+}
+
+/// `GET /job/{job}/deployments`: each host's last report, and the recent history.
+pub async fn job_deployments(
+    State(st): State<AppState>,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let job = parse_job(&job)?;
+    let j = job.clone();
+    let (list, history) = st
+        .db
+        .read(move |c| {
+            if !builds::job_exists(c, &j)? {
+                return Ok(None);
+            }
+            Ok(Some((deployments::last_per_host(c, &j)?, deployments::recent(c, &j, HISTORY)?)))
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {:?}", job.as_str())))?;
+    if wants_json(&headers) {
+        return Ok(Json(serde_json::json!({"deployments": list, "history": history})).into_response());
+    }
+    Ok(Html(html::deployments_page(&job, &list, &history)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct WaitQuery {
+    wait: Option<u64>,
+    after: Option<usize>,
+}
+
+/// `GET /job/{job}/build/{uuid}/deployments[?wait=S&after=N]`
+pub async fn build_deployments(
+    State(st): State<AppState>,
+    Path((job, uuid)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Response, ApiError> {
+    let (job, uuid) = (parse_job(&job)?, parse_build(&uuid)?);
+    let mut rx = st.notify.subscribe(&job);
+    let _waiting = q.wait.map(|_| st.notify.waiting());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
+    loop {
+        let (j, u) = (job.clone(), uuid);
+        let list = st
+            .db
+            .read(move |c| {
+                if builds::build(c, &j, &u)?.is_some() {
+                    Ok(Some(deployments::of_build(c, &j, &u)?))
+                } else {
+                    Ok(None)
+                }
+            })
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no build {uuid} of job {:?}", job.as_str())))?;
+        if list.len() > q.after.unwrap_or(0) || q.wait.is_none() {
+            return Ok(Json(DeploymentsJson { deployments: list }).into_response());
+        }
+        tokio::select! {
+            r = rx.changed() => { if r.is_err() { return Ok(Json(DeploymentsJson { deployments: list }).into_response()); } }
+            _ = tokio::time::sleep_until(deadline) => return Ok(Json(DeploymentsJson { deployments: list }).into_response()),
+        }
+    }
+}

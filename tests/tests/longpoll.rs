@@ -1,0 +1,126 @@
+//! Long-polling `latest`: a waiter is woken by the commit of an upload (not
+//! by a polling loop), answers 304 when its wait ends, and thousands of idle
+//! waiters cost little memory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ukrepo_tests::bins::{bin, wait_for};
+use ukrepo_tests::server::*;
+
+fn waiters(url: &str) -> usize {
+    let m = get(&format!("{url}/metrics"), &[]).text();
+    m.lines().find_map(|l| l.strip_prefix("ukrepo_waiters ")).and_then(|v| v.trim().parse().ok()).unwrap_or(usize::MAX)
+}
+
+#[test]
+fn a_waiter_returns_within_100ms_of_the_commit_and_304_when_its_wait_ends() {
+    let s = start();
+    s.add_user("ci", "pw", true);
+    let auth = basic("ci", "pw");
+    let v1 = upload_raw(&s.url, "web", "x.hvt", b"v1", Some(&auth), &[]).json();
+    let sha1 = v1["main_binary_file"]["sha256"].as_str().unwrap().to_owned();
+
+    // Nothing new: 304 after the wait, not before.
+    let t = Instant::now();
+    let r = get(&format!("{}/job/web/build/latest?wait=1&current={sha1}", s.url), &[]);
+    assert_eq!(r.status, 304);
+    assert!(t.elapsed() >= Duration::from_secs(1), "answered after {:?}", t.elapsed());
+    assert_eq!(waiters(&s.url), 0);
+
+    let url = format!("{}/job/web/build/latest?wait=30&current={sha1}", s.url);
+    let waiter = std::thread::spawn(move || {
+        let r = get(&url, &[]);
+        (Instant::now(), r.status, r.header("location").map(str::to_owned))
+    });
+    wait_for("the waiter to be parked", Duration::from_secs(10), || waiters(&s.url) == 1);
+    let v2 = upload_raw(&s.url, "web", "x.hvt", b"v2", Some(&auth), &[]);
+    let committed = Instant::now();
+    assert_eq!(v2.status, 201);
+    let (answered, status, location) = waiter.join().unwrap();
+    assert_eq!(status, 307);
+    assert_eq!(location.unwrap(), v2.header("location").unwrap());
+    let lag = answered.saturating_duration_since(committed);
+    assert!(lag < Duration::from_millis(100), "the waiter answered {lag:?} after the upload returned");
+
+    // A current that is not the latest answers at once; bad parameters are 400.
+    let t = Instant::now();
+    assert_eq!(get(&format!("{}/job/web/build/latest?wait=30&current={sha1}", s.url), &[]).status, 307);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(get(&format!("{}/job/web/build/latest?wait=30", s.url), &[]).status, 400);
+    assert_eq!(get(&format!("{}/job/web/build/latest?wait=30&current=xyz", s.url), &[]).status, 400);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap()
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+#[test]
+fn two_thousand_idle_waiters_cost_under_50_mib_and_one_upload_wakes_them_all() {
+    const N: usize = 2000;
+    raise_fd_limit();
+    let data = tempfile::tempdir().unwrap();
+    let mut add = Command::new(bin("unikernel-repo"))
+        .args(["--data-dir", data.path().to_str().unwrap(), "user", "add", "ci", "--unrestricted"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let mut server = Command::new(bin("unikernel-repo"))
+        .args(["--data-dir", data.path().to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let addr = url.trim_start_matches("http://").to_owned();
+    let auth = basic("ci", "pw");
+    let v1 = upload_raw(&url, "many", "x.hvt", b"v1", Some(&auth), &[]).json();
+    let sha1 = v1["main_binary_file"]["sha256"].as_str().unwrap().to_owned();
+    // Warm the server up, then measure.
+    for _ in 0..50 {
+        get(&format!("{url}/job/many/build/latest"), &[]);
+    }
+    let before = rss_kib(server.id());
+
+    let request = format!("GET /job/many/build/latest?wait=120&current={sha1} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut conns = Vec::with_capacity(N);
+    for _ in 0..N {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(request.as_bytes()).unwrap();
+        conns.push(c);
+    }
+    wait_for("2000 parked waiters", Duration::from_secs(60), || waiters(&url) == N);
+    let during = rss_kib(server.id());
+    let grown = during.saturating_sub(before);
+
+    let v2 = upload_raw(&url, "many", "x.hvt", b"v2", Some(&auth), &[]);
+    assert_eq!(v2.status, 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for c in &mut conns {
+        c.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))).unwrap();
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).expect("every waiter is answered");
+        assert_eq!(&head, b"HTTP/1.1 307", "{}", String::from_utf8_lossy(&head));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    eprintln!("server RSS: {before} KiB idle, {during} KiB with {N} waiters (+{grown} KiB)");
+    assert!(grown < 50 * 1024, "{N} waiters grew the server by {grown} KiB");
+}

@@ -160,13 +160,15 @@ line = repo.stdout.readline()
 if not line.startswith("listening on "):
     die(f"unikernel-repo said {line!r}")
 URL = line.split()[-1]
-cenv = dict(os.environ, UKREPO_URL=URL, UKREPO_USER="ci", UKREPO_PASSWORD="pw", UKREPO_PLATFORM="bench")
+os.environ.update(UKREPO_URL=URL, UKREPO_USER="ci", UKREPO_PASSWORD="pw", UKREPO_PLATFORM="bench")
+cenv = dict(os.environ)
 
 ngx = os.path.join(work, "nginx")
 for d in ["dav", "static", "tmp", "logs"]:
     os.makedirs(os.path.join(ngx, d))
 NGX_PORT = free_port()
 open(os.path.join(ngx, "nginx.conf"), "w").write(f"""
+user root;
 worker_processes 2;
 daemon off;
 pid {ngx}/nginx.pid;
@@ -319,7 +321,11 @@ def tender_pids():
     return [int(p) for p in out]
 
 
-def downtime_ours(image):
+def ready_line(text, version):
+    return f"version: {version}\n" in text and re.search(r"(?m)^ready$", text)
+
+
+def downtime_ours(image, version):
     """Old tender gone -> new tender's ready line, watched at ~1 ms."""
     old = tender_pids()
     p = subprocess.Popen([f"{BIN}/deploy-hvt", "deploy", "--config", cfg, image], stderr=subprocess.PIPE, text=True)
@@ -333,20 +339,19 @@ def downtime_ours(image):
         if gone is not None:
             try:
                 with open(console) as f:
-                    if re.search(r"(?m)^ready$", f.read()):
+                    if ready_line(f.read(), version):
                         ready = time.monotonic()
             except FileNotFoundError:
                 pass
-        if p.poll() is not None and ready is None and gone is not None:
-            # deploy-hvt finished; the ready line must be there now
-            continue
+        if p.poll() is not None and ready is None and gone is not None and p.returncode != 0:
+            die(f"deploy-hvt: {p.stderr.read()}")
         time.sleep(0.0005)
     if p.wait() != 0:
         die(f"deploy-hvt: {p.stderr.read()}")
     return ready - gone
 
 
-def downtime_bare(image, proc):
+def downtime_bare(image, version, proc):
     """kill the tender, wait for it, start the new one, wait for its ready line."""
     console = os.path.join(work, "bare.log")
     t0 = time.monotonic()
@@ -357,7 +362,7 @@ def downtime_bare(image, proc):
     new = subprocess.Popen([tender, "--mem=32", image], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     while True:
         with open(console) as f:
-            if re.search(r"(?m)^ready$", f.read()):
+            if ready_line(f.read(), version):
                 return time.monotonic() - gone, new
         time.sleep(0.0005)
 
@@ -365,7 +370,7 @@ def downtime_bare(image, proc):
 run([f"{BIN}/deploy-hvt", "deploy", "--config", cfg, images[0]])
 ours_d = []
 for i in range(RUNS + 1):
-    d = downtime_ours(images[(i + 1) % 2])
+    d = downtime_ours(images[(i + 1) % 2], f"v{(i + 1) % 2 + 1}")
     if i > 0:
         ours_d.append(d)
 run([f"{BIN}/deploy-hvt", "stop", "--config", cfg])
@@ -373,7 +378,7 @@ bare = subprocess.Popen([tender, "--mem=32", images[0]], stdout=subprocess.DEVNU
 procs.append(bare)
 bare_d = []
 for i in range(RUNS + 1):
-    d, bare = downtime_bare(images[(i + 1) % 2], bare)
+    d, bare = downtime_bare(images[(i + 1) % 2], f"v{(i + 1) % 2 + 1}", bare)
     procs.append(bare)
     if i > 0:
         bare_d.append(d)
@@ -384,30 +389,40 @@ row(f"swap + restart downtime under solo5-{target} (old gone -> new ready)", od,
     "target: ours <= 50 ms median; reference: bare kill + start of the tender")
 
 # 10. upload -> healthy under the watcher
+def waiters():
+    m = run(f"curl -sf {URL}/metrics")
+    return int(re.search(r"ukrepo_waiters (\d+)", m).group(1))
+
+
+def wait_until(what, cond, limit=60):
+    deadline = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > deadline:
+            die(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
 wenv = dict(cenv, PATH=f"{BIN}:{os.path.abspath('scripts')}:{os.environ['PATH']}", UKREPO_WATCH_WAIT="60s")
-run([f"{BIN}/deploy-hvt", "stop", "--config", cfg])
+# Start from a deployed v1 that is also the job's latest build.
+run(f"{BIN}/upload --job web --name web.{target} {images[0]} > /dev/null")
+run([f"{BIN}/deploy-hvt", "deploy", "--config", cfg, images[0]])
 log_path = os.path.join(work, "watch.log")
 watcher = subprocess.Popen(["scripts/watch-deploy.sh", "web", cfg], env=wenv, stdout=subprocess.DEVNULL,
                            stderr=open(log_path, "w"), start_new_session=True)
 procs.append(watcher)
 lat = []
+deploy_log = os.path.join(state, "deploy.log")
 for i in range(RUNS):
-    image = images[i % 2] if i > 0 else images[1]
-    n_before = len(open(os.path.join(state, "deploy.log")).read().splitlines())
-    subprocess.run([f"{BIN}/upload", "--job", "web", "--name", f"web.{target}", image], env=cenv, check=True, capture_output=True)
+    wait_until("the watcher to wait", lambda: waiters() >= 1)
+    image = images[(i + 1) % 2]
+    n_before = len(open(deploy_log).read().splitlines())
+    run([f"{BIN}/upload", "--job", "web", "--name", f"web.{target}", image])
     t_up = time.time()
-    deadline = time.monotonic() + 60
-    while True:
-        lines = open(os.path.join(state, "deploy.log")).read().splitlines()[n_before:]
-        done = [json.loads(l) for l in lines if '"deployed"' in l]
-        if done:
-            from datetime import datetime
-            t_ok = datetime.fromisoformat(done[0]["time"].replace("Z", "+00:00")).timestamp()
-            lat.append(t_ok - t_up)
-            break
-        if time.monotonic() > deadline:
-            die("the watcher did not deploy within 60 s: " + open(log_path).read()[-2000:])
-        time.sleep(0.01)
+    wait_until("the watcher to deploy", lambda: any('"deployed"' in l for l in open(deploy_log).read().splitlines()[n_before:]))
+    done = [json.loads(l) for l in open(deploy_log).read().splitlines()[n_before:] if '"deployed"' in l]
+    from datetime import datetime
+    t_ok = datetime.fromisoformat(done[0]["time"].replace("Z", "+00:00")).timestamp()
+    lat.append(t_ok - t_up)
 os.killpg(watcher.pid, signal.SIGTERM)
 run([f"{BIN}/deploy-hvt", "stop", "--config", cfg])
 w = {"median": statistics.median(lat) * 1000, "min": min(lat) * 1000, "max": max(lat) * 1000}

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Auth;
+use crate::cache::Caches;
 use crate::db::{self, Db};
 use crate::http::{deployments, files, html, redirects, upload, views};
 use crate::notify::Notifier;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub store: Arc<dyn ArtifactStore>,
     pub auth: Arc<Auth>,
     pub notify: Arc<Notifier>,
+    pub caches: Arc<Caches>,
     pub max_upload: u64,
 }
 
@@ -58,6 +60,7 @@ impl AppState {
             store: Arc::new(store),
             auth: Arc::new(auth),
             notify: Arc::new(Notifier::default()),
+            caches: Arc::new(Caches::default()),
             max_upload: cfg.max_upload,
         })
     }

@@ -4,7 +4,7 @@
 //! thousands of them cost a little memory and no CPU; nothing polls.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::watch;
@@ -12,7 +12,7 @@ use uk_names::JobName;
 
 #[derive(Default)]
 pub struct Notifier {
-    jobs: Mutex<HashMap<JobName, watch::Sender<u64>>>,
+    jobs: RwLock<HashMap<JobName, watch::Sender<u64>>>,
     waiting: AtomicUsize,
 }
 
@@ -28,10 +28,24 @@ impl Drop for Waiting<'_> {
 impl Notifier {
     /// A receiver that sees every later [`Notifier::bump`] of `job`.
     pub fn subscribe(&self, job: &JobName) -> watch::Receiver<u64> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = self.jobs.read().unwrap_or_else(|e| e.into_inner()).get(job) {
+            return tx.subscribe();
+        }
+        let mut jobs = self.jobs.write().unwrap_or_else(|e| e.into_inner());
         jobs.entry(job.clone())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
+    }
+
+    /// How many times `job` has changed since the server started: caches
+    /// keyed on it (see `cache.rs`) are valid while it stays the same.
+    pub fn generation(&self, job: &JobName) -> u64 {
+        self.jobs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job)
+            .map(|tx| *tx.borrow())
+            .unwrap_or(0)
     }
 
     /// Marks the caller as waiting until the guard is dropped.
@@ -47,10 +61,14 @@ impl Notifier {
 
     /// Something changed in `job`: wake its waiters.
     pub fn bump(&self, job: &JobName) {
-        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = jobs.get(job) {
+        if let Some(tx) = self.jobs.read().unwrap_or_else(|e| e.into_inner()).get(job) {
             tx.send_modify(|n| *n += 1);
+            return;
         }
+        let mut jobs = self.jobs.write().unwrap_or_else(|e| e.into_inner());
+        jobs.entry(job.clone())
+            .or_insert_with(|| watch::channel(0).0)
+            .send_modify(|n| *n += 1);
     }
 }
 

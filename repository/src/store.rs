@@ -7,17 +7,44 @@
 //! place and its directory fsynced. Files in the store are never modified.
 
 use std::fs;
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use uk_digest::{AtomicFile, Sha256, Staged, fsync_dir};
 
 /// Bytes of one artifact (or of a range of it) and their count.
 pub struct ArtifactBody {
-    pub reader: Pin<Box<dyn AsyncRead + Send>>,
+    pub stream: BoxStream<'static, io::Result<Bytes>>,
     pub len: u64,
+}
+
+/// Artifacts up to this size are read in one go; larger ones stream.
+const SMALL: u64 = 64 * 1024;
+/// Chunks of a streamed artifact: under glibc's mmap threshold, so freed
+/// chunks go back to the system and many parallel downloads stay cheap.
+const CHUNK: usize = 64 * 1024;
+
+/// Streams `len` bytes of `file` from a blocking thread, two chunks ahead of
+/// the client at most.
+fn stream_file(mut file: fs::File, len: u64) -> BoxStream<'static, io::Result<Bytes>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut left = len;
+        while left > 0 {
+            let n = CHUNK.min(left as usize);
+            let mut buf = vec![0u8; n];
+            let r = file.read_exact(&mut buf).map(|_| Bytes::from(buf));
+            let failed = r.is_err();
+            if tx.blocking_send(r).is_err() || failed {
+                return;
+            }
+            left -= n as u64;
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
 /// Where artifact bytes live.
@@ -91,9 +118,15 @@ impl ArtifactStore for LocalStore {
             ));
         }
         file.seek(SeekFrom::Start(start))?;
-        let reader = tokio::fs::File::from_std(file).take(len);
+        if len <= SMALL {
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact(&mut buf)?;
+            let bytes = Bytes::from(buf);
+            let stream = futures_util::stream::once(async move { Ok(bytes) }).boxed();
+            return Ok(Some(ArtifactBody { stream, len }));
+        }
         Ok(Some(ArtifactBody {
-            reader: Box::pin(reader),
+            stream: stream_file(file, len),
             len,
         }))
     }
@@ -126,6 +159,22 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn large_artifacts_stream_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut f = store.begin().unwrap();
+        f.write_all(&data).unwrap();
+        let staged = f.finish().unwrap();
+        let sha = staged.sha256;
+        store.put(staged).unwrap();
+        let body = store.get(&sha, Some((1000, 250_000))).unwrap().unwrap();
+        let chunks: Vec<Bytes> = body.stream.map(|c| c.unwrap()).collect().await;
+        assert!(chunks.len() > 1);
+        assert_eq!(chunks.concat(), &data[1000..251_000]);
+    }
+
+    #[tokio::test]
     async fn put_get_range_exists_delete_and_dedupe() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
@@ -141,9 +190,8 @@ mod tests {
         store.put(g.finish().unwrap()).unwrap();
         assert_eq!(fs::read_dir(dir.path().join("staging")).unwrap().count(), 0);
         let mut body = store.get(&sha, Some((2, 3))).unwrap().unwrap();
-        let mut out = String::new();
-        body.reader.read_to_string(&mut out).await.unwrap();
-        assert_eq!((out.as_str(), body.len), ("234", 3));
+        let chunk = body.stream.next().await.unwrap().unwrap();
+        assert_eq!((&chunk[..], body.len), (&b"234"[..], 3));
         store.delete(&sha).unwrap();
         assert!(!store.exists(&sha).unwrap());
         assert!(store.get(&sha, None).unwrap().is_none());

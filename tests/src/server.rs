@@ -89,8 +89,7 @@ impl Server {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let dir = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.data, tempfile::tempdir().unwrap())
     }
 
     pub fn addr(&self) -> &str {

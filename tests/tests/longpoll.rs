@@ -11,7 +11,10 @@ use ukrepo_tests::server::*;
 
 fn waiters(url: &str) -> usize {
     let m = get(&format!("{url}/metrics"), &[]).text();
-    m.lines().find_map(|l| l.strip_prefix("ukrepo_waiters ")).and_then(|v| v.trim().parse().ok()).unwrap_or(usize::MAX)
+    m.lines()
+        .find_map(|l| l.strip_prefix("ukrepo_waiters "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
 #[test]
@@ -26,7 +29,11 @@ fn a_waiter_returns_within_100ms_of_the_commit_and_304_when_its_wait_ends() {
     let t = Instant::now();
     let r = get(&format!("{}/job/web/build/latest?wait=1&current={sha1}", s.url), &[]);
     assert_eq!(r.status, 304);
-    assert!(t.elapsed() >= Duration::from_secs(1), "answered after {:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "answered after {:?}",
+        t.elapsed()
+    );
     assert_eq!(waiters(&s.url), 0);
 
     let url = format!("{}/job/web/build/latest?wait=30&current={sha1}", s.url);
@@ -34,7 +41,9 @@ fn a_waiter_returns_within_100ms_of_the_commit_and_304_when_its_wait_ends() {
         let r = get(&url, &[]);
         (Instant::now(), r.status, r.header("location").map(str::to_owned))
     });
-    wait_for("the waiter to be parked", Duration::from_secs(10), || waiters(&s.url) == 1);
+    wait_for("the waiter to be parked", Duration::from_secs(10), || {
+        waiters(&s.url) == 1
+    });
     let v2 = upload_raw(&s.url, "web", "x.hvt", b"v2", Some(&auth), &[]);
     let committed = Instant::now();
     assert_eq!(v2.status, 201);
@@ -42,23 +51,43 @@ fn a_waiter_returns_within_100ms_of_the_commit_and_304_when_its_wait_ends() {
     assert_eq!(status, 307);
     assert_eq!(location.unwrap(), v2.header("location").unwrap());
     let lag = answered.saturating_duration_since(committed);
-    assert!(lag < Duration::from_millis(100), "the waiter answered {lag:?} after the upload returned");
+    assert!(
+        lag < Duration::from_millis(100),
+        "the waiter answered {lag:?} after the upload returned"
+    );
 
     // A current that is not the latest answers at once; bad parameters are 400.
     let t = Instant::now();
-    assert_eq!(get(&format!("{}/job/web/build/latest?wait=30&current={sha1}", s.url), &[]).status, 307);
+    assert_eq!(
+        get(&format!("{}/job/web/build/latest?wait=30&current={sha1}", s.url), &[]).status,
+        307
+    );
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(get(&format!("{}/job/web/build/latest?wait=30", s.url), &[]).status, 400);
-    assert_eq!(get(&format!("{}/job/web/build/latest?wait=30&current=xyz", s.url), &[]).status, 400);
+    assert_eq!(
+        get(&format!("{}/job/web/build/latest?wait=30&current=xyz", s.url), &[]).status,
+        400
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         lim.rlim_cur = lim.rlim_max;
@@ -72,7 +101,14 @@ fn two_thousand_idle_waiters_cost_under_50_mib_and_one_upload_wakes_them_all() {
     raise_fd_limit();
     let data = tempfile::tempdir().unwrap();
     let mut add = Command::new(bin("unikernel-repo"))
-        .args(["--data-dir", data.path().to_str().unwrap(), "user", "add", "ci", "--unrestricted"])
+        .args([
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "user",
+            "add",
+            "ci",
+            "--unrestricted",
+        ])
         .stdin(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -80,14 +116,22 @@ fn two_thousand_idle_waiters_cost_under_50_mib_and_one_upload_wakes_them_all() {
     add.stdin.take().unwrap().write_all(b"pw\n").unwrap();
     assert!(add.wait().unwrap().success());
     let mut server = Command::new(bin("unikernel-repo"))
-        .args(["--data-dir", data.path().to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
     let addr = url.trim_start_matches("http://").to_owned();
     let auth = basic("ci", "pw");
@@ -114,7 +158,12 @@ fn two_thousand_idle_waiters_cost_under_50_mib_and_one_upload_wakes_them_all() {
     assert_eq!(v2.status, 201);
     let deadline = Instant::now() + Duration::from_secs(30);
     for c in &mut conns {
-        c.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))).unwrap();
+        c.set_read_timeout(Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ))
+        .unwrap();
         let mut head = [0u8; 12];
         c.read_exact(&mut head).expect("every waiter is answered");
         assert_eq!(&head, b"HTTP/1.1 307", "{}", String::from_utf8_lossy(&head));

@@ -16,7 +16,12 @@ use ukrepo_tests::server::*;
 fn path_with_tools() -> String {
     let bins = bin("deploy-hvt").parent().unwrap().to_owned();
     let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    format!("{}:{}:{}", bins.display(), scripts.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}:{}",
+        bins.display(),
+        scripts.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 /// The watcher, in its own process group so the test can stop all of it.
@@ -31,8 +36,14 @@ impl Drop for Watcher {
     }
 }
 
-fn env<'a>(s: &'a Server) -> [(&'static str, &'a str); 5] {
-    [("UKREPO_URL", s.url.as_str()), ("UKREPO_USER", "ci"), ("UKREPO_PASSWORD", "pw"), ("UKREPO_PLATFORM", "test"), ("UKREPO_HOST_NAME", "host-a")]
+fn env(s: &Server) -> [(&'static str, &str); 5] {
+    [
+        ("UKREPO_URL", s.url.as_str()),
+        ("UKREPO_USER", "ci"),
+        ("UKREPO_PASSWORD", "pw"),
+        ("UKREPO_PLATFORM", "test"),
+        ("UKREPO_HOST_NAME", "host-a"),
+    ]
 }
 
 #[test]
@@ -58,7 +69,16 @@ fn watcher_deploys_and_upload_waits_for_the_outcome() {
     let upload = |image: &str, code: i32| {
         let a = cmd("upload")
             .envs(env(&s))
-            .args(["--job", "web", "--name", "web.spt", "--wait-deployed", "host-a", "--timeout", "60s"])
+            .args([
+                "--job",
+                "web",
+                "--name",
+                "web.spt",
+                "--wait-deployed",
+                "host-a",
+                "--timeout",
+                "60s",
+            ])
             .arg(host.image(image))
             .assert();
         let out = a.get_output();
@@ -80,17 +100,28 @@ fn watcher_deploys_and_upload_waits_for_the_outcome() {
     assert!(host.the_tender().image.to_string_lossy().contains(&v1));
 
     let out = upload("crash", 3);
-    assert!(out.lines().nth(1).unwrap().starts_with("host-a\trolled-back\t"), "{out}");
+    assert!(
+        out.lines().nth(1).unwrap().starts_with("host-a\trolled-back\t"),
+        "{out}"
+    );
     assert!(host.the_tender().image.to_string_lossy().contains(&v1), "v1 runs again");
     assert!(host.console().contains("version: v1"));
 
     let page = get_json(&format!("{}/job/web/deployments", s.url)).json();
     assert_eq!(page["deployments"][0]["host"], "host-a");
     assert_eq!(page["deployments"][0]["result"], "rolled-back");
-    let history: Vec<&str> = page["history"].as_array().unwrap().iter().map(|d| d["result"].as_str().unwrap()).collect();
+    let history: Vec<&str> = page["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["result"].as_str().unwrap())
+        .collect();
     assert_eq!(history, ["rolled-back", "deployed"]);
     let html = get(&format!("{}/job/web/deployments", s.url), &[("Accept", "text/html")]).text();
-    assert!(html.contains("host-a") && html.contains("rolled-back") && html.contains("deployed"), "{html}");
+    assert!(
+        html.contains("host-a") && html.contains("rolled-back") && html.contains("deployed"),
+        "{html}"
+    );
     drop(watcher);
 }
 
@@ -100,13 +131,25 @@ fn a_host_that_cannot_reach_the_repository_deploys_and_reports_later() {
     s.add_user("ci", "pw", true);
     let host = Host::new("spt", "");
     let v1 = host.image("ticker-v1");
-    upload_raw(&s.url, "web", "web.spt", &std::fs::read(&v1).unwrap(), Some(&basic("ci", "pw")), &[]);
+    upload_raw(
+        &s.url,
+        "web",
+        "web.spt",
+        &std::fs::read(&v1).unwrap(),
+        Some(&basic("ci", "pw")),
+        &[],
+    );
     let addr = s.addr().to_owned();
     let url = s.url.clone();
     let data = s.stop();
 
     host.deploy_hvt("deploy")
-        .envs([("UKREPO_URL", url.as_str()), ("UKREPO_USER", "ci"), ("UKREPO_PASSWORD", "pw"), ("UKREPO_HOST_NAME", "host-b")])
+        .envs([
+            ("UKREPO_URL", url.as_str()),
+            ("UKREPO_USER", "ci"),
+            ("UKREPO_PASSWORD", "pw"),
+            ("UKREPO_HOST_NAME", "host-b"),
+        ])
         .arg(&v1)
         .timeout(Duration::from_secs(60))
         .assert()
@@ -115,9 +158,17 @@ fn a_host_that_cannot_reach_the_repository_deploys_and_reports_later() {
     assert!(host.the_tender().image.to_string_lossy().contains(&sha_of(&v1)));
 
     let s = start_in(data, &addr, |_| {});
-    assert_eq!(get_json(&format!("{}/job/web/deployments", s.url)).json()["deployments"], serde_json::json!([]));
+    assert_eq!(
+        get_json(&format!("{}/job/web/deployments", s.url)).json()["deployments"],
+        serde_json::json!([])
+    );
     host.deploy_hvt("report")
-        .envs([("UKREPO_URL", url.as_str()), ("UKREPO_USER", "ci"), ("UKREPO_PASSWORD", "pw"), ("UKREPO_HOST_NAME", "host-b")])
+        .envs([
+            ("UKREPO_URL", url.as_str()),
+            ("UKREPO_USER", "ci"),
+            ("UKREPO_PASSWORD", "pw"),
+            ("UKREPO_HOST_NAME", "host-b"),
+        ])
         .assert()
         .code(0);
     let page = get_json(&format!("{}/job/web/deployments", s.url)).json();
@@ -125,8 +176,19 @@ fn a_host_that_cannot_reach_the_repository_deploys_and_reports_later() {
     assert_eq!(page["deployments"][0]["result"], "deployed");
     // Delivered once: a second flush sends nothing more.
     host.deploy_hvt("report")
-        .envs([("UKREPO_URL", url.as_str()), ("UKREPO_USER", "ci"), ("UKREPO_PASSWORD", "pw"), ("UKREPO_HOST_NAME", "host-b")])
+        .envs([
+            ("UKREPO_URL", url.as_str()),
+            ("UKREPO_USER", "ci"),
+            ("UKREPO_PASSWORD", "pw"),
+            ("UKREPO_HOST_NAME", "host-b"),
+        ])
         .assert()
         .code(0);
-    assert_eq!(get_json(&format!("{}/job/web/deployments", s.url)).json()["history"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get_json(&format!("{}/job/web/deployments", s.url)).json()["history"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

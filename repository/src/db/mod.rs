@@ -115,7 +115,12 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        let _slot = self.inner.read_slots.acquire().await.context("the database is closed")?;
+        let _slot = self
+            .inner
+            .read_slots
+            .acquire()
+            .await
+            .context("the database is closed")?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();

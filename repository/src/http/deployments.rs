@@ -88,7 +88,10 @@ pub async fn job_deployments(
             if !builds::job_exists(c, &j)? {
                 return Ok(None);
             }
-            Ok(Some((deployments::last_per_host(c, &j)?, deployments::recent(c, &j, HISTORY)?)))
+            Ok(Some((
+                deployments::last_per_host(c, &j)?,
+                deployments::recent(c, &j, HISTORY)?,
+            )))
         })
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job {:?}", job.as_str())))?;

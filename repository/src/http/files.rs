@@ -7,7 +7,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use tokio_util::io::ReaderStream;
 use uk_digest::{Sha256, content_digest_header};
 use uk_names::ArtifactPath;
 
@@ -15,8 +14,6 @@ use super::{parse_build, parse_job};
 use crate::app::AppState;
 use crate::db::builds;
 use crate::error::ApiError;
-
-const CHUNK: usize = 256 * 1024;
 
 /// `GET /job/{job}/build/{uuid}/f/{path…}`
 pub async fn artifact(
@@ -77,18 +74,25 @@ async fn serve(
     ctype: &'static str,
 ) -> Result<Response, ApiError> {
     let (job, uuid) = (parse_job(job)?, parse_build(uuid)?);
-    let (j, p) = (job.clone(), path.clone());
-    let (sha, size) = st
-        .db
-        .read(move |c| builds::artifact(c, &j, &uuid, &p))
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "build {uuid} of job {:?} has no file {:?}",
-                job.as_str(),
-                path.as_str()
-            ))
-        })?;
+    let (sha, size) = match st.caches.artifact(&job, &uuid, &path) {
+        Some(v) => v,
+        None => {
+            let (j, p) = (job.clone(), path.clone());
+            let v = st
+                .db
+                .read(move |c| builds::artifact(c, &j, &uuid, &p))
+                .await?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "build {uuid} of job {:?} has no file {:?}",
+                        job.as_str(),
+                        path.as_str()
+                    ))
+                })?;
+            st.caches.put_artifact(&job, &uuid, &path, v);
+            v
+        }
+    };
     let etag = hv(&format!("\"{sha}\""))?;
     let mut builder = Response::builder()
         .header(header::ETAG, etag)
@@ -119,6 +123,6 @@ async fn serve(
             .header("content-digest", hv(&content_digest_header(&sha))?),
     };
     builder
-        .body(Body::from_stream(ReaderStream::with_capacity(body.reader, CHUNK)))
+        .body(Body::from_stream(body.stream))
         .map_err(|e| ApiError::Internal(e.into()))
 }

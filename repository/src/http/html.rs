@@ -121,7 +121,11 @@ fn deployment_rows(list: &[DeploymentJson]) -> String {
 pub fn deployments_page(job: &JobName, list: &[DeploymentJson], history: &[DeploymentJson]) -> String {
     page(
         &format!("Deployments of {job}"),
-        &format!("<h2>Each host's last report</h2>{}<h2>History</h2>{}", deployment_rows(list), deployment_rows(history)),
+        &format!(
+            "<h2>Each host's last report</h2>{}<h2>History</h2>{}",
+            deployment_rows(list),
+            deployment_rows(history)
+        ),
     )
 }
 

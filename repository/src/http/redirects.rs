@@ -7,11 +7,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use uk_digest::Sha256;
-use uk_names::{ArtifactPath, JobName};
+use uk_names::{ArtifactPath, JobName, PlatformName};
 
 use super::deployments::MAX_WAIT;
 use super::{PlatformQuery, parse_build, parse_job};
 use crate::app::AppState;
+use crate::cache::Latest;
 use crate::db::builds;
 use crate::error::ApiError;
 
@@ -26,6 +27,19 @@ pub struct LatestQuery {
     platform: Option<String>,
     wait: Option<u64>,
     current: Option<String>,
+}
+
+/// The latest build, from the cache while the job has not changed.
+async fn cached_latest(st: &AppState, job: &JobName, platform: &Option<PlatformName>) -> Result<Latest, ApiError> {
+    let generation = st.notify.generation(job);
+    if let Some(v) = st.caches.latest(job, platform, generation) {
+        return Ok(v);
+    }
+    let (j, p) = (job.clone(), platform.clone());
+    let row = st.db.read(move |c| builds::latest(c, &j, p.as_ref())).await?;
+    let v = row.map(|r| (r.uuid, r.main_file().map(|f| f.sha256)));
+    st.caches.put_latest(job, platform, generation, v);
+    Ok(v)
 }
 
 /// A little jitter (up to a tenth, at most 10 s), so that a crowd of waiters
@@ -63,12 +77,11 @@ async fn latest_uuid(st: &AppState, job: JobName, q: &LatestQuery) -> Result<Opt
     let _waiting = wait.map(|_| st.notify.waiting());
     let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
     loop {
-        let (j, p) = (job.clone(), platform.clone());
-        let row = st.db.read(move |c| builds::latest(c, &j, p.as_ref())).await?;
-        let sha = row.as_ref().and_then(|r| r.main_file()).map(|f| f.sha256);
-        match (&row, wait) {
-            (Some(r), _) if wait.is_none() || sha != current => {
-                return Ok(Some(format!("/job/{}/build/{}", job, r.uuid)));
+        let latest = cached_latest(st, &job, &platform).await?;
+        let sha = latest.and_then(|(_, sha)| sha);
+        match (latest, wait) {
+            (Some((uuid, _)), _) if wait.is_none() || sha != current => {
+                return Ok(Some(format!("/job/{job}/build/{uuid}")));
             }
             (None, None) => {
                 return Err(ApiError::NotFound(format!(

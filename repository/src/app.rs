@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub max_upload: u64,
     pub max_failed_logins: u32,
     pub login_lockout: Duration,
+    /// Files of the public keys whose tokens are accepted.
+    pub token_public_keys: Vec<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -54,7 +56,16 @@ impl AppState {
         if cleaned > 0 {
             tracing::warn!(files = cleaned, "removed staging files left by an earlier run");
         }
-        let auth = Auth::new(db.clone(), cfg.max_failed_logins, cfg.login_lockout)?;
+        let mut keys = Vec::new();
+        for p in &cfg.token_public_keys {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading token public key {:?}", p.display()))?;
+            keys.push(
+                uk_tokens::PublicKey::from_text(&text)
+                    .with_context(|| format!("token public key {:?}", p.display()))?,
+            );
+        }
+        let auth = Auth::new(db.clone(), cfg.max_failed_logins, cfg.login_lockout, keys)?;
         Ok(AppState {
             db,
             store: Arc::new(store),

@@ -17,6 +17,7 @@ mod size;
 mod staging;
 pub mod store;
 mod time;
+mod token_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Grant or revoke a restricted user's access to a job.
     #[command(subcommand)]
     Access(admin::AccessCommand),
+    /// Make token keys and mint tokens (what a CI coordinator does).
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -77,6 +81,15 @@ pub struct ServeArgs {
     /// How long an address stays locked out after too many failed logins.
     #[arg(long, env = "UKREPO_LOGIN_LOCKOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     pub login_lockout: Duration,
+
+    /// Accept bearer tokens signed by this key (repeatable, for rotation).
+    #[arg(
+        long = "token-public-key",
+        env = "UKREPO_TOKEN_PUBLIC_KEYS",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    pub token_public_keys: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -84,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Serve(s) => serve(args.data_dir, s),
         Command::User(cmd) => admin::user(&args.data_dir, cmd),
         Command::Access(cmd) => admin::access(&args.data_dir, cmd),
+        Command::Token(cmd) => token_cmd::run(cmd),
     }
 }
 
@@ -97,6 +111,7 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
         max_upload: s.max_upload_size,
         max_failed_logins: s.max_failed_logins,
         login_lockout: s.login_lockout,
+        token_public_keys: s.token_public_keys,
     };
     raise_fd_limit();
     tune_malloc();

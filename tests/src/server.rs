@@ -22,6 +22,7 @@ pub fn config(data: &Path) -> ServeConfig {
         data_dir: data.to_owned(),
         max_upload: 64 << 20,
         max_failed_logins: 5,
+        token_public_keys: vec![],
         login_lockout: Duration::from_secs(300),
     }
 }

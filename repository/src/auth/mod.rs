@@ -14,6 +14,8 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use uk_names::JobName;
 
+use uk_tokens::{PublicKey, Scope};
+
 use crate::db::{self, Db};
 use crate::error::ApiError;
 pub use limiter::LoginLimiter;
@@ -21,7 +23,17 @@ pub use limiter::LoginLimiter;
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    User { id: i64, name: String, unrestricted: bool },
+    User {
+        id: i64,
+        name: String,
+        unrestricted: bool,
+    },
+    /// A verified bearer token: one job, one action.
+    Token {
+        job: JobName,
+        scope: Scope,
+        exp: u64,
+    },
 }
 
 impl Principal {
@@ -29,12 +41,15 @@ impl Principal {
     pub fn label(&self) -> String {
         match self {
             Principal::User { name, .. } => format!("user:{name}"),
+            Principal::Token { job, scope, exp } => format!("token:{job}/{scope}/exp={exp}"),
         }
     }
 }
 
 pub struct Auth {
     db: Db,
+    /// Public keys whose tokens are accepted (several during a rotation).
+    token_keys: Vec<PublicKey>,
     limiter: LoginLimiter,
     /// Verified against when the user is unknown, so that both cases take
     /// the same time.
@@ -42,9 +57,10 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(db: Db, max_failures: u32, lockout: Duration) -> anyhow::Result<Auth> {
+    pub fn new(db: Db, max_failures: u32, lockout: Duration, token_keys: Vec<PublicKey>) -> anyhow::Result<Auth> {
         Ok(Auth {
             db,
+            token_keys,
             limiter: LoginLimiter::new(max_failures, lockout),
             dummy_hash: password::hash("not a password")?,
         })
@@ -60,9 +76,7 @@ impl Auth {
             .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::Unauthorized(
-                "bearer tokens are not accepted by this server".into(),
-            ));
+            return self.bearer(rest.trim(), ip);
         }
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(ApiError::Unauthorized(format!(
@@ -96,14 +110,44 @@ impl Auth {
         }
     }
 
-    /// May `who` report deployments of `job`? The same users as may upload.
+    fn bearer(&self, token: &str, ip: IpAddr) -> Result<Principal, ApiError> {
+        if self.token_keys.is_empty() {
+            return Err(ApiError::Unauthorized(
+                "this server accepts no tokens (no --token-public-key)".into(),
+            ));
+        }
+        self.limiter.check(ip)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match uk_tokens::verify(token, &self.token_keys, now) {
+            Ok(c) => Ok(Principal::Token {
+                job: c.job,
+                scope: c.scope,
+                exp: c.exp,
+            }),
+            Err(e) => {
+                self.limiter.fail(ip);
+                tracing::info!(%ip, "refused token: {e}");
+                Err(ApiError::Unauthorized(format!("{e}")))
+            }
+        }
+    }
+
+    /// May `who` report deployments of `job`? Users who may upload to it,
+    /// and `report` tokens for it.
     pub async fn authorize_report(&self, who: &Principal, job: &JobName) -> Result<(), ApiError> {
-        self.authorize_upload(who, job).await
+        match who {
+            Principal::Token { .. } => token_allows(who, job, Scope::Report),
+            Principal::User { .. } => self.authorize_upload(who, job).await,
+        }
     }
 
     /// May `who` upload a build of `job`?
     pub async fn authorize_upload(&self, who: &Principal, job: &JobName) -> Result<(), ApiError> {
         match who {
+            Principal::Token { .. } => token_allows(who, job, Scope::Upload),
             Principal::User { unrestricted: true, .. } => Ok(()),
             Principal::User { id, name, .. } => {
                 let (id, job2) = (*id, job.clone());
@@ -117,6 +161,22 @@ impl Auth {
                 }
             }
         }
+    }
+}
+
+fn token_allows(who: &Principal, job: &JobName, wanted: Scope) -> Result<(), ApiError> {
+    match who {
+        Principal::Token { job: j, scope, .. } if j == job && *scope == wanted => Ok(()),
+        Principal::Token { job: j, scope, .. } if j == job => Err(ApiError::Forbidden(format!(
+            "a {scope} token may not {wanted} (job {:?})",
+            job.as_str()
+        ))),
+        Principal::Token { job: j, .. } => Err(ApiError::Forbidden(format!(
+            "the token is for job {:?}, not {:?}",
+            j.as_str(),
+            job.as_str()
+        ))),
+        Principal::User { .. } => Err(ApiError::Forbidden("not a token".into())),
     }
 }
 

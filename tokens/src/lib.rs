@@ -212,13 +212,13 @@ mod tests {
         let sk = SecretKey::generate();
         let pk = sk.public();
         let t = sk.mint(&claims(2000));
-        assert_eq!(verify(&t, &[pk.clone()], 2000 + CLOCK_SKEW_SECS), Ok(claims(2000)));
+        assert_eq!(verify(&t, std::slice::from_ref(&pk), 2000 + CLOCK_SKEW_SECS), Ok(claims(2000)));
         assert!(matches!(
-            verify(&t, &[pk.clone()], 2001 + CLOCK_SKEW_SECS),
+            verify(&t, std::slice::from_ref(&pk), 2001 + CLOCK_SKEW_SECS),
             Err(TokenError::Expired { .. })
         ));
         assert!(matches!(
-            verify(&t, &[pk.clone()], 1000 - CLOCK_SKEW_SECS - 1),
+            verify(&t, std::slice::from_ref(&pk), 1000 - CLOCK_SKEW_SECS - 1),
             Err(TokenError::NotYetValid { .. })
         ));
         let other = SecretKey::generate().public();
@@ -232,7 +232,7 @@ mod tests {
         let parts: Vec<&str> = t.split('.').collect();
         let forged = URL_SAFE_NO_PAD.encode(br#"{"job":"prod","scope":"upload","iat":1000,"exp":2000}"#);
         let tampered = format!("ukrepo.v1.{forged}.{}", parts[3]);
-        assert_eq!(verify(&tampered, &[pk.clone()], 1500), Err(TokenError::BadSignature));
+        assert_eq!(verify(&tampered, std::slice::from_ref(&pk), 1500), Err(TokenError::BadSignature));
         for bad in [
             "",
             "ukrepo.v2.x.y",
@@ -242,7 +242,7 @@ mod tests {
             &"a".repeat(5000),
         ] {
             assert!(
-                matches!(verify(bad, &[pk.clone()], 1500), Err(TokenError::Malformed(_))),
+                matches!(verify(bad, std::slice::from_ref(&pk), 1500), Err(TokenError::Malformed(_))),
                 "{bad:?}"
             );
         }

@@ -222,7 +222,7 @@ mod tests {
             Err(TokenError::NotYetValid { .. })
         ));
         let other = SecretKey::generate().public();
-        assert_eq!(verify(&t, &[other.clone()], 1500), Err(TokenError::BadSignature));
+        assert_eq!(verify(&t, std::slice::from_ref(&other), 1500), Err(TokenError::BadSignature));
         assert_eq!(
             verify(&t, &[other, pk.clone()], 1500),
             Ok(claims(2000)),

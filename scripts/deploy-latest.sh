@@ -37,6 +37,6 @@ esac
 
 mkdir -p "$state" || exit 2
 incoming="$state/incoming"
-trap 'rm -f "$incoming"' EXIT
+trap 'rm -f "$incoming" "$incoming.minisig"' EXIT
 fetch-latest --job "$job" --output "$incoming" >/dev/null || exit $?
 deploy-hvt deploy --config "$config" --expect-sha256 "$sha" $retry "$incoming"

@@ -19,7 +19,7 @@ wait=${UKREPO_WATCH_WAIT:-300s}
 state=$(deploy-hvt status --config "$config" --print-dir) || exit 2
 mkdir -p "$state" || exit 2
 incoming="$state/incoming"
-trap 'rm -f "$incoming"' EXIT
+trap 'rm -f "$incoming" "$incoming.minisig"' EXIT
 trap 'exit 0' TERM INT
 
 # What we last acted on: at first, what runs; after a deploy attempt, that

@@ -258,16 +258,26 @@ impl Client {
     /// As [`Client::get_json`], but `Ok(None)` for a 304 (a long-poll that ended
     /// with nothing new).
     pub fn get_json_or_304<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<Option<T>, ClientError> {
+        match self.get_bytes_or_304(url, "application/json", 16 << 20)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ClientError::Other(format!("GET {url}: the answer is not the expected JSON: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// GET a small document (at most `limit` bytes), retrying transient
+    /// failures; `Ok(None)` for a 304.
+    pub fn get_bytes_or_304(&self, url: &str, accept: &str, limit: u64) -> Result<Option<Vec<u8>>, ClientError> {
+        let transport = |e| ClientError::Transport {
+            method: "GET",
+            url: url.to_owned(),
+            source: e,
+        };
         with_retries(self.retries, self.verbose, |_| {
-            let resp = match self.get(url).header("Accept", "application/json").call() {
+            let resp = match self.get(url).header("Accept", accept).call() {
                 Ok(r) => r,
-                Err(e) => {
-                    return Attempt::Transient(ClientError::Transport {
-                        method: "GET",
-                        url: url.to_owned(),
-                        source: e,
-                    });
-                }
+                Err(e) => return Attempt::Transient(transport(e)),
             };
             if resp.status().as_u16() == 304 {
                 return Attempt::Done(None);
@@ -277,18 +287,9 @@ impl Client {
                 Err(e) if e.is_transient() => return Attempt::Transient(e),
                 Err(e) => return Attempt::Fatal(e),
             };
-            match resp.body_mut().with_config().limit(16 << 20).read_to_vec() {
-                Ok(bytes) => match serde_json::from_slice(&bytes) {
-                    Ok(v) => Attempt::Done(Some(v)),
-                    Err(e) => Attempt::Fatal(ClientError::Other(format!(
-                        "GET {url}: the answer is not the expected JSON: {e}"
-                    ))),
-                },
-                Err(e) => Attempt::Transient(ClientError::Transport {
-                    method: "GET",
-                    url: url.to_owned(),
-                    source: e,
-                }),
+            match resp.body_mut().with_config().limit(limit).read_to_vec() {
+                Ok(bytes) => Attempt::Done(Some(bytes)),
+                Err(e) => Attempt::Transient(transport(e)),
             }
         })
     }

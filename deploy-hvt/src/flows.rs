@@ -150,8 +150,8 @@ fn is_active(cfg: &Config, state: &State, sha: &Sha256) -> anyhow::Result<bool> 
 pub fn deploy(cfg: &Config, src: &Path, expect: Option<&Sha256>, retry_failed: bool) -> anyhow::Result<Outcome> {
     let state = State::open(&cfg.dir)?;
     let _lock = lock::acquire(&state, LOCK_WAIT)?;
-    let staged = match verify::stage_verified(cfg, &state, src, expect) {
-        Ok(s) => s,
+    let verified = match verify::stage_verified(cfg, &state, src, expect) {
+        Ok(v) => v,
         Err(refused) => {
             journal::append(
                 &state,
@@ -165,7 +165,7 @@ pub fn deploy(cfg: &Config, src: &Path, expect: Option<&Sha256>, retry_failed: b
             return Err(refused.into());
         }
     };
-    let sha = staged.sha256;
+    let sha = verified.staged.sha256;
     if !retry_failed && state.failed().contains(&sha) {
         return Ok(Outcome::Nothing {
             negative: true,
@@ -178,7 +178,7 @@ pub fn deploy(cfg: &Config, src: &Path, expect: Option<&Sha256>, retry_failed: b
             why: format!("{sha} is already current and running"),
         });
     }
-    let image = state.keep(staged, cfg.target)?;
+    let image = state.keep(verified.staged, cfg.target, verified.signature.as_deref())?;
     crash_point("after-store");
     activate(cfg, &state, "deploy", &image)
 }

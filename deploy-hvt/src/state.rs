@@ -113,15 +113,30 @@ impl State {
         out.finish().context("fsyncing the stored image")
     }
 
-    /// Renames a verified staged image to `images/<sha256>.<target>`, read-only.
-    pub fn keep(&self, staged: Staged, target: Target) -> anyhow::Result<Image> {
+    /// Renames a verified staged image to `images/<sha256>.<target>`,
+    /// read-only, with its signature beside it as `….minisig`.
+    pub fn keep(&self, staged: Staged, target: Target, signature: Option<&str>) -> anyhow::Result<Image> {
         let dest = self.image_path(&staged.sha256, target);
         let sha256 = staged.sha256;
+        if let Some(sig) = signature {
+            let sig_dest = PathBuf::from(format!("{}.minisig", dest.display()));
+            let mut f = AtomicFile::new_in(&self.images(), "signature")?;
+            f.write_all(sig.as_bytes())?;
+            let s = f.finish()?;
+            s.set_mode(0o444)?;
+            s.persist(&sig_dest).context("storing the signature")?;
+        }
         if !dest.is_file() {
             staged.set_mode(0o444)?;
             staged.persist(&dest).context("renaming the stored image")?;
         }
         Ok(Image { sha256, path: dest })
+    }
+
+    /// When the stored image's signature says it was signed (if it has one).
+    pub fn signed_timestamp(&self, image: &Image) -> Option<u64> {
+        let sig = fs::read_to_string(format!("{}.minisig", image.path.display())).ok()?;
+        uk_signatures::trusted_of(&sig).ok().map(|s| s.timestamp)
     }
 
     pub fn failed(&self) -> BTreeSet<Sha256> {
@@ -172,6 +187,7 @@ impl State {
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter(|p| p.extension().is_none_or(|e| e != "minisig"))
             .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
             .collect();
         images.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
@@ -186,6 +202,7 @@ impl State {
                 continue;
             }
             fs::remove_file(&p).with_context(|| format!("removing old image {:?}", p.display()))?;
+            let _ = fs::remove_file(format!("{}.minisig", p.display()));
             removed.push(p);
         }
         Ok(removed)
@@ -205,7 +222,7 @@ mod tests {
         for i in 0..5u8 {
             fs::write(&src, [i; 10]).unwrap();
             let staged = st.stage(&src).unwrap();
-            imgs.push(st.keep(staged, Target::Hvt).unwrap());
+            imgs.push(st.keep(staged, Target::Hvt, None).unwrap());
             // distinct mtimes, oldest first
             let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
             filetime_set(&imgs[i as usize].path, t).unwrap();

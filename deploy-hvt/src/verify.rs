@@ -32,12 +32,18 @@ fn fmt_devices(d: &BTreeSet<Device>) -> String {
 }
 
 /// Stages and verifies `src`; on success the staged copy is ready to keep.
+/// A staged image that passed every check, with its signature when one is required.
+pub struct Verified {
+    pub staged: Staged,
+    pub signature: Option<String>,
+}
+
 pub fn stage_verified(
     cfg: &Config,
     state: &State,
     src: &std::path::Path,
     expect: Option<&Sha256>,
-) -> Result<Staged, Refused> {
+) -> Result<Verified, Refused> {
     let image = src.display().to_string();
     let refuse = |why: String, sha256: Option<Sha256>| Refused {
         image: image.clone(),
@@ -51,12 +57,10 @@ pub fn stage_verified(
     {
         return Err(refuse(format!("its sha256 is {sha}, expected {want}"), Some(sha)));
     }
-    if cfg.verify_key.is_some() {
-        return Err(refuse(
-            "verify_key is set, but this deploy-hvt cannot check signatures yet".into(),
-            Some(sha),
-        ));
-    }
+    let signature = match &cfg.verify_key {
+        Some(pk) => Some(check_signature(cfg, state, src, &staged, pk).map_err(|why| refuse(why, Some(sha)))?),
+        None => None,
+    };
     let file = std::fs::File::open(staged.path()).map_err(|e| refuse(e.to_string(), Some(sha)))?;
     let info = match solo5_elf::read_solo5_info(std::io::BufReader::new(file)) {
         Ok(Some(i)) => i,
@@ -104,5 +108,33 @@ pub fn stage_verified(
             Some(sha),
         ));
     }
-    Ok(staged)
+    Ok(Verified { staged, signature })
+}
+
+/// The image's signature (`IMAGE.minisig`, minisign's own place) must verify
+/// with the key, name our job and digest if it names them, and be no older
+/// than the signature of the image that runs now (downgrade protection; only
+/// `rollback` goes back).
+fn check_signature(
+    cfg: &Config,
+    state: &State,
+    src: &std::path::Path,
+    staged: &Staged,
+    pk: &std::path::Path,
+) -> Result<String, String> {
+    let sig_path = format!("{}.minisig", src.display());
+    let sig = std::fs::read_to_string(&sig_path).map_err(|e| format!("it is not signed: reading {sig_path:?}: {e}"))?;
+    let signed = uk_signatures::verify_file(pk, &sig, staged.path(), Some(&cfg.job), &staged.sha256)
+        .map_err(|e| format!("{e}"))?;
+    if let Ok(Some(cur)) = state.link("current")
+        && cur.sha256 != staged.sha256
+        && let Some(cur_ts) = state.signed_timestamp(&cur)
+        && signed.timestamp < cur_ts
+    {
+        return Err(format!(
+            "downgrade: it was signed at {} but the current image {} was signed at {cur_ts} (use rollback to go back)",
+            signed.timestamp, cur.sha256
+        ));
+    }
+    Ok(sig)
 }

@@ -42,6 +42,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE_OR_HEX", requires = "output")]
     pub if_differs_from: Option<String>,
 
+    /// Require a minisign signature by this public key (the build's
+    /// `.minisig`, checked with its trusted comment); it is saved as PATH.minisig.
+    #[arg(long, env = "UKREPO_VERIFY_KEY", value_name = "PUBKEY")]
+    pub verify_key: Option<PathBuf>,
+
     /// With --if-differs-from: first wait up to DURATION (one long-poll; the
     /// server caps it at 5 minutes) for a build that differs; exit 1 if none came.
     #[arg(long, value_name = "DURATION", requires = "if_differs_from", value_parser = humantime::parse_duration)]
@@ -104,12 +109,50 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("fetching {url} ({} bytes, sha256 {})", main.size, main.sha256);
     }
     let staged = download::download_verified(&client, &url, &output, &main.sha256, main.size)?;
+    // Verified before anything is installed; kept beside the image as minisign does.
+    let signature = match &args.verify_key {
+        Some(pk) => {
+            let sig_path = main.signature.as_ref().with_context(|| {
+                format!(
+                    "the latest build {} of job {:?} is not signed, and --verify-key requires a signature",
+                    build.uuid,
+                    build.job.as_str()
+                )
+            })?;
+            let sig_url = client.url(&format!("/job/{}/build/{}/f/{sig_path}", build.job, build.uuid));
+            let bytes = client
+                .get_bytes_or_304(&sig_url, "*/*", 64 * 1024)?
+                .context("the signature answered 304")?;
+            let text = String::from_utf8(bytes).context("the signature is not text")?;
+            uk_signatures::verify_file(pk, &text, staged.path(), Some(&build.job), &main.sha256).with_context(
+                || {
+                    format!(
+                        "verifying the signature of build {} with {:?}",
+                        build.uuid,
+                        pk.display()
+                    )
+                },
+            )?;
+            Some(text)
+        }
+        None => None,
+    };
     staged
         .set_mode(0o644)
         .with_context(|| format!("setting the mode of the download for {:?}", output.display()))?;
     staged
         .persist(&output)
         .with_context(|| format!("renaming the download onto {:?}", output.display()))?;
+    if let Some(text) = signature {
+        let sig_dest = PathBuf::from(format!("{}.minisig", output.display()));
+        let mut f = uk_digest::AtomicFile::beside(&sig_dest)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        let staged = f.finish()?;
+        staged.set_mode(0o644)?;
+        staged
+            .persist(&sig_dest)
+            .with_context(|| format!("writing {:?}", sig_dest.display()))?;
+    }
     println!("{}  {}", main.sha256, output.display());
     Ok(exit::code(exit::SUCCESS))
 }

@@ -212,7 +212,10 @@ mod tests {
         let sk = SecretKey::generate();
         let pk = sk.public();
         let t = sk.mint(&claims(2000));
-        assert_eq!(verify(&t, std::slice::from_ref(&pk), 2000 + CLOCK_SKEW_SECS), Ok(claims(2000)));
+        assert_eq!(
+            verify(&t, std::slice::from_ref(&pk), 2000 + CLOCK_SKEW_SECS),
+            Ok(claims(2000))
+        );
         assert!(matches!(
             verify(&t, std::slice::from_ref(&pk), 2001 + CLOCK_SKEW_SECS),
             Err(TokenError::Expired { .. })
@@ -222,7 +225,10 @@ mod tests {
             Err(TokenError::NotYetValid { .. })
         ));
         let other = SecretKey::generate().public();
-        assert_eq!(verify(&t, std::slice::from_ref(&other), 1500), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&t, std::slice::from_ref(&other), 1500),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(
             verify(&t, &[other, pk.clone()], 1500),
             Ok(claims(2000)),
@@ -232,7 +238,10 @@ mod tests {
         let parts: Vec<&str> = t.split('.').collect();
         let forged = URL_SAFE_NO_PAD.encode(br#"{"job":"prod","scope":"upload","iat":1000,"exp":2000}"#);
         let tampered = format!("ukrepo.v1.{forged}.{}", parts[3]);
-        assert_eq!(verify(&tampered, std::slice::from_ref(&pk), 1500), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&tampered, std::slice::from_ref(&pk), 1500),
+            Err(TokenError::BadSignature)
+        );
         for bad in [
             "",
             "ukrepo.v2.x.y",
@@ -242,7 +251,10 @@ mod tests {
             &"a".repeat(5000),
         ] {
             assert!(
-                matches!(verify(bad, std::slice::from_ref(&pk), 1500), Err(TokenError::Malformed(_))),
+                matches!(
+                    verify(bad, std::slice::from_ref(&pk), 1500),
+                    Err(TokenError::Malformed(_))
+                ),
                 "{bad:?}"
             );
         }

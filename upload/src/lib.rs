@@ -44,6 +44,12 @@ pub struct Args {
     #[arg(long, value_name = "PATH=FILE")]
     pub attach: Vec<String>,
 
+    /// Sign the image with this minisign secret key (unencrypted, or with its
+    /// password in UKREPO_SIGN_KEY_PASSWORD); the signature is uploaded as
+    /// `bin/<name>.minisig` with the build.
+    #[arg(long, env = "UKREPO_SIGN_KEY", value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+
     /// Print the build JSON instead of its URL.
     #[arg(long)]
     pub json: bool,
@@ -74,6 +80,8 @@ struct Plan {
     sha256: Sha256,
     size: u64,
     attachments: Vec<(ArtifactPath, PathBuf)>,
+    /// Keeps the signature's temporary file until the upload is done.
+    _signature: Option<tempfile::TempPath>,
 }
 
 fn plan(args: &Args) -> anyhow::Result<Plan> {
@@ -108,6 +116,16 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     }
     let (sha256, size) =
         uk_digest::hash_file(&args.image).with_context(|| format!("reading the image {:?}", args.image.display()))?;
+    let signature = match &args.sign_key {
+        Some(key) => Some(sign(key, &args.image, &name, &args.job, &sha256)?),
+        None => None,
+    };
+    if let Some((path, tmp)) = &signature {
+        if attachments.iter().any(|(p, _)| p == path) {
+            bail!("--attach {path} collides with the signature that --sign-key makes");
+        }
+        attachments.push((path.clone(), tmp.to_path_buf()));
+    }
     Ok(Plan {
         job: args.job.clone(),
         platform,
@@ -116,7 +134,26 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         sha256,
         size,
         attachments,
+        _signature: signature.map(|(_, t)| t),
     })
+}
+
+/// Signs the image (trusted comment as CONTRACT.md §6) into a temporary
+/// file, uploaded as `bin/<name>.minisig`.
+fn sign(
+    key: &std::path::Path,
+    image: &std::path::Path,
+    name: &BinaryName,
+    job: &JobName,
+    sha256: &Sha256,
+) -> anyhow::Result<(ArtifactPath, tempfile::TempPath)> {
+    let password = std::env::var("UKREPO_SIGN_KEY_PASSWORD").ok();
+    let trusted = uk_signatures::trusted_comment(uk_signatures::now(), name.as_str(), job, sha256);
+    let sig = uk_signatures::sign_file(key, password.as_deref(), image, &trusted)
+        .with_context(|| format!("signing {:?} with {:?}", image.display(), key.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new().context("a temporary file for the signature")?;
+    std::io::Write::write_all(&mut tmp, sig.as_bytes())?;
+    Ok((format!("bin/{name}.minisig").parse()?, tmp.into_temp_path()))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

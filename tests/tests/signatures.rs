@@ -148,7 +148,7 @@ fn deploy_requires_a_good_signature_and_refuses_downgrades() {
     let d = tempfile::tempdir().unwrap();
     let (pk, sk) = keypair(d.path(), "ci");
     let (_, other_sk) = keypair(d.path(), "other");
-    let host = Host::new("spt", &format!("[x]\n").replace("[x]\n", ""));
+    let host = Host::new("spt", "");
     let cfg = std::fs::read_to_string(&host.config)
         .unwrap()
         .replace("[health]", &format!("verify_key = \"{}\"\n[health]", pk.display()));

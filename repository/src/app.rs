@@ -3,7 +3,6 @@
 //! it in-process on 127.0.0.1:0.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +30,25 @@ pub struct ServeConfig {
     pub login_lockout: Duration,
     /// Files of the public keys whose tokens are accepted.
     pub token_public_keys: Vec<PathBuf>,
+    /// A client must send its request headers within this.
+    pub header_timeout: Duration,
+    /// An upload body may pause at most this long between two chunks.
+    pub body_idle_timeout: Duration,
+}
+
+impl ServeConfig {
+    /// The defaults of `serve`, for a data dir.
+    pub fn new(data_dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            data_dir,
+            max_upload: 4 << 30,
+            max_failed_logins: 10,
+            login_lockout: Duration::from_secs(300),
+            token_public_keys: vec![],
+            header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -41,6 +59,8 @@ pub struct AppState {
     pub notify: Arc<Notifier>,
     pub caches: Arc<Caches>,
     pub max_upload: u64,
+    pub body_idle_timeout: Duration,
+    pub header_timeout: Duration,
 }
 
 impl AppState {
@@ -73,6 +93,8 @@ impl AppState {
             notify: Arc::new(Notifier::default()),
             caches: Arc::new(Caches::default()),
             max_upload: cfg.max_upload,
+            body_idle_timeout: cfg.body_idle_timeout,
+            header_timeout: cfg.header_timeout,
         })
     }
 }
@@ -102,13 +124,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then lets running requests finish.
-pub async fn serve(
+/// Serves plain HTTP until `shutdown` resolves, then lets running requests finish.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let t = state.header_timeout;
+    crate::listen::serve(listener, app(state), None, t, shutdown).await
+}
+
+/// As [`serve`], over TLS.
+pub async fn serve_tls(
     listener: TcpListener,
     state: AppState,
+    tls: tokio_rustls::TlsAcceptor,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let t = state.header_timeout;
+    crate::listen::serve(listener, app(state), Some(tls), t, shutdown).await
 }

@@ -27,6 +27,8 @@ pub enum ApiError {
     DigestMismatch { expected: Sha256, actual: Sha256 },
     #[error("the requested range is not satisfiable for {size} bytes")]
     RangeNotSatisfiable { size: u64 },
+    #[error("the request body stalled for {0:?}")]
+    RequestTimeout(std::time::Duration),
     #[error("too many failed logins from this address; try again later")]
     TooManyLogins,
     #[error("the repository has no space left")]
@@ -61,6 +63,7 @@ impl ApiError {
             ApiError::DigestMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::TooManyLogins => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

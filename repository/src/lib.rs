@@ -12,6 +12,7 @@ pub mod cache;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod listen;
 pub mod notify;
 mod size;
 mod staging;
@@ -82,6 +83,14 @@ pub struct ServeArgs {
     #[arg(long, env = "UKREPO_LOGIN_LOCKOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     pub login_lockout: Duration,
 
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "UKREPO_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "UKREPO_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Accept bearer tokens signed by this key (repeatable, for rotation).
     #[arg(
         long = "token-public-key",
@@ -112,21 +121,27 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
         max_failed_logins: s.max_failed_logins,
         login_lockout: s.login_lockout,
         token_public_keys: s.token_public_keys,
+        ..app::ServeConfig::new(PathBuf::new())
     };
     raise_fd_limit();
     tune_malloc();
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async {
         let state = app::AppState::open(&cfg)?;
-        let listener = tokio::net::TcpListener::bind(s.listen)
-            .await
-            .with_context(|| format!("binding {}", s.listen))?;
+        let tls = match (&s.tls_cert, &s.tls_key) {
+            (Some(c), Some(k)) => Some(listen::tls_acceptor(c, k)?),
+            _ => None,
+        };
+        let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("binding {}", s.listen))?;
         let addr = listener.local_addr()?;
-        println!("listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{addr}");
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "serving");
-        app::serve(listener, state, shutdown_signal())
-            .await
-            .context("serving")?;
+        match tls {
+            Some(t) => app::serve_tls(listener, state, t, shutdown_signal()).await,
+            None => app::serve(listener, state, shutdown_signal()).await,
+        }
+        .context("serving")?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -78,13 +78,15 @@ pub async fn stage_stream<S, E>(
     mut stream: S,
     budget: &mut u64,
     limit: u64,
+    idle: std::time::Duration,
 ) -> Result<Staged, ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let mut stager = Stager::new(store)?;
-    while let Some(chunk) = stream.next().await {
+    // A client that stops sending loses its slot after `idle`.
+    while let Some(chunk) = tokio::time::timeout(idle, stream.next()).await.map_err(|_| ApiError::RequestTimeout(idle))? {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the request body failed: {e}")))?;
         let n = chunk.len() as u64;
         if n > *budget {

@@ -18,13 +18,7 @@ pub struct Server {
 }
 
 pub fn config(data: &Path) -> ServeConfig {
-    ServeConfig {
-        data_dir: data.to_owned(),
-        max_upload: 64 << 20,
-        max_failed_logins: 5,
-        token_public_keys: vec![],
-        login_lockout: Duration::from_secs(300),
-    }
+    ServeConfig { max_upload: 64 << 20, max_failed_logins: 5, ..ServeConfig::new(data.to_owned()) }
 }
 
 pub fn start() -> Server {

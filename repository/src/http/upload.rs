@@ -81,7 +81,7 @@ pub async fn upload(
         let name =
             binary_name.ok_or_else(|| ApiError::BadRequest("the query parameter binary_name is required".into()))?;
         let mut budget = st.max_upload;
-        let staged = stage_stream(&st.store, body.into_data_stream(), &mut budget, st.max_upload).await?;
+        let staged = stage_stream(&st.store, body.into_data_stream(), &mut budget, st.max_upload, st.body_idle_timeout).await?;
         Received {
             main: Some((ArtifactPath::main_binary(&name), staged)),
             others: vec![],
@@ -207,7 +207,7 @@ async fn receive_multipart(
                 path.as_str()
             )));
         }
-        let staged = stage_stream(&st.store, field, &mut budget, st.max_upload).await?;
+        let staged = stage_stream(&st.store, field, &mut budget, st.max_upload, st.body_idle_timeout).await?;
         if name == "binary" {
             got.main = Some((path, staged));
         } else {

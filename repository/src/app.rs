@@ -125,7 +125,11 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves plain HTTP until `shutdown` resolves, then lets running requests finish.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let t = state.header_timeout;
     crate::listen::serve(listener, app(state), None, t, shutdown).await
 }

@@ -132,7 +132,9 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
             (Some(c), Some(k)) => Some(listen::tls_acceptor(c, k)?),
             _ => None,
         };
-        let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("binding {}", s.listen))?;
+        let listener = tokio::net::TcpListener::bind(s.listen)
+            .await
+            .with_context(|| format!("binding {}", s.listen))?;
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("listening on {scheme}://{addr}");

@@ -86,7 +86,10 @@ where
 {
     let mut stager = Stager::new(store)?;
     // A client that stops sending loses its slot after `idle`.
-    while let Some(chunk) = tokio::time::timeout(idle, stream.next()).await.map_err(|_| ApiError::RequestTimeout(idle))? {
+    while let Some(chunk) = tokio::time::timeout(idle, stream.next())
+        .await
+        .map_err(|_| ApiError::RequestTimeout(idle))?
+    {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the request body failed: {e}")))?;
         let n = chunk.len() as u64;
         if n > *budget {

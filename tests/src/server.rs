@@ -18,7 +18,11 @@ pub struct Server {
 }
 
 pub fn config(data: &Path) -> ServeConfig {
-    ServeConfig { max_upload: 64 << 20, max_failed_logins: 5, ..ServeConfig::new(data.to_owned()) }
+    ServeConfig {
+        max_upload: 64 << 20,
+        max_failed_logins: 5,
+        ..ServeConfig::new(data.to_owned())
+    }
 }
 
 pub fn start() -> Server {

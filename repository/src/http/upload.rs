@@ -81,7 +81,14 @@ pub async fn upload(
         let name =
             binary_name.ok_or_else(|| ApiError::BadRequest("the query parameter binary_name is required".into()))?;
         let mut budget = st.max_upload;
-        let staged = stage_stream(&st.store, body.into_data_stream(), &mut budget, st.max_upload, st.body_idle_timeout).await?;
+        let staged = stage_stream(
+            &st.store,
+            body.into_data_stream(),
+            &mut budget,
+            st.max_upload,
+            st.body_idle_timeout,
+        )
+        .await?;
         Received {
             main: Some((ArtifactPath::main_binary(&name), staged)),
             others: vec![],

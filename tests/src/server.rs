@@ -35,6 +35,21 @@ pub fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Server {
 
 /// Starts a server on an existing data dir and address (to restart one).
 pub fn start_in(data: tempfile::TempDir, addr: &str, tweak: impl FnOnce(&mut ServeConfig)) -> Server {
+    start_full(data, addr, None, tweak)
+}
+
+/// An HTTPS server with this certificate chain and key (PEM files).
+pub fn start_tls(cert: &Path, key: &Path) -> Server {
+    start_full(tempfile::tempdir().unwrap(), "127.0.0.1:0", Some((cert.to_owned(), key.to_owned())), |_| {})
+}
+
+fn start_full(
+    data: tempfile::TempDir,
+    addr: &str,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    tweak: impl FnOnce(&mut ServeConfig),
+) -> Server {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut cfg = config(data.path());
     tweak(&mut cfg);
     let addr = addr.to_owned();
@@ -50,18 +65,23 @@ pub fn start_in(data: tempfile::TempDir, addr: &str, tweak: impl FnOnce(&mut Ser
             let state = AppState::open(&cfg).unwrap();
             let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            unikernel_repo::app::serve(listener, state, async {
+            let stop = async {
                 let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
+            };
+            match tls {
+                Some((c, k)) => {
+                    let acceptor = unikernel_repo::listen::tls_acceptor(&c, &k).unwrap();
+                    unikernel_repo::app::serve_tls(listener, state, acceptor, stop).await.unwrap()
+                }
+                None => unikernel_repo::app::serve(listener, state, stop).await.unwrap(),
+            }
         });
     });
     let addr = addr_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("server did not start");
     Server {
-        url: format!("http://{addr}"),
+        url: format!("{scheme}://{addr}"),
         data,
         shutdown: Some(stop_tx),
         thread: Some(thread),
@@ -92,7 +112,7 @@ impl Server {
     }
 
     pub fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
+        self.url.trim_start_matches("http://").trim_start_matches("https://")
     }
 
     pub fn add_user(&self, name: &str, pw: &str, unrestricted: bool) {

@@ -1,0 +1,65 @@
+//! TLS: `serve --tls-cert/--tls-key` with certificates generated at test
+//! time; the clients trust the system roots plus `--cacert`, and refuse a
+//! server they cannot verify.
+
+use ukrepo_tests::bins::cmd;
+use ukrepo_tests::server::*;
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+#[test]
+fn upload_and_fetch_over_tls_with_cacert() {
+    let pki = Pki::new();
+    let s = start_tls(&pki.path("cert.pem"), &pki.path("key.pem"));
+    assert!(s.url.starts_with("https://127.0.0.1:"));
+    s.add_user("ci", "pw", true);
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("web.hvt");
+    std::fs::write(&img, b"over tls").unwrap();
+    let env = [("UKREPO_URL", s.url.as_str()), ("UKREPO_USER", "ci"), ("UKREPO_PASSWORD", "pw")];
+
+    // Without the CA the server cannot be verified: refused, nothing sent.
+    cmd("upload").envs(env).args(["--job", "web", "--platform", "p", "--retries", "0"]).arg(&img).assert().code(2).stderr(predicates::str::contains("https://"));
+    cmd("upload").envs(env).env("UKREPO_CACERT", pki.path("ca.pem")).args(["--job", "web", "--platform", "p"]).arg(&img).assert().code(0);
+    let out = d.path().join("fetched.hvt");
+    cmd("fetch-latest").envs(env).arg("--cacert").arg(pki.path("ca.pem")).args(["--job", "web", "--output"]).arg(&out).assert().code(0);
+    assert_eq!(std::fs::read(&out).unwrap(), b"over tls");
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = s.url.replace("https://", "http://");
+    cmd("fetch-latest").env("UKREPO_URL", plain).args(["--job", "web", "--print-sha256", "--retries", "0"]).assert().code(2);
+}
+
+#[test]
+fn serve_refuses_a_key_that_does_not_fit_the_certificate() {
+    let (a, b) = (Pki::new(), Pki::new());
+    let err = match unikernel_repo::listen::tls_acceptor(&a.path("cert.pem"), &b.path("key.pem")) {
+        Ok(_) => panic!("a mismatched key was accepted"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("do not fit"), "{err}");
+    cmd("unikernel-repo").args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"]).arg(a.path("cert.pem")).assert().code(2).stderr(predicates::str::contains("--tls-key"));
+}

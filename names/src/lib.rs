@@ -260,4 +260,41 @@ mod tests {
         assert!("not-a-uuid".parse::<BuildId>().is_err());
         assert!(id.to_string().replace('-', "").parse::<BuildId>().is_err());
     }
+
+    fn pattern_ok(s: &str) -> bool {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= 64
+            && b[0].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+    }
+
+    // Property tests (run longer by scripts/fuzz.sh).
+    proptest::proptest! {
+        #[test]
+        fn names_accept_exactly_the_pattern(s in "\\PC{0,80}") {
+            let parsed = s.parse::<JobName>();
+            proptest::prop_assert_eq!(parsed.is_ok(), pattern_ok(&s));
+            if let Ok(n) = parsed {
+                proptest::prop_assert_eq!(n.as_str(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn artifact_paths_are_safe_relative_paths(s in "[a-z./_-]{0,40}") {
+            if let Ok(p) = s.parse::<ArtifactPath>() {
+                let path = std::path::Path::new(p.as_str());
+                proptest::prop_assert!(path.is_relative());
+                proptest::prop_assert!(path.components().all(|c| matches!(c, std::path::Component::Normal(_))));
+                proptest::prop_assert!(p.as_str().split('/').all(pattern_ok));
+            }
+        }
+
+        #[test]
+        fn build_ids_round_trip(s in "[0-9a-f-]{30,40}") {
+            if let Ok(id) = s.parse::<BuildId>() {
+                proptest::prop_assert_eq!(id.to_string(), s);
+            }
+        }
+    }
 }

@@ -40,7 +40,12 @@ pub fn start_in(data: tempfile::TempDir, addr: &str, tweak: impl FnOnce(&mut Ser
 
 /// An HTTPS server with this certificate chain and key (PEM files).
 pub fn start_tls(cert: &Path, key: &Path) -> Server {
-    start_full(tempfile::tempdir().unwrap(), "127.0.0.1:0", Some((cert.to_owned(), key.to_owned())), |_| {})
+    start_full(
+        tempfile::tempdir().unwrap(),
+        "127.0.0.1:0",
+        Some((cert.to_owned(), key.to_owned())),
+        |_| {},
+    )
 }
 
 fn start_full(
@@ -71,7 +76,9 @@ fn start_full(
             match tls {
                 Some((c, k)) => {
                     let acceptor = unikernel_repo::listen::tls_acceptor(&c, &k).unwrap();
-                    unikernel_repo::app::serve_tls(listener, state, acceptor, stop).await.unwrap()
+                    unikernel_repo::app::serve_tls(listener, state, acceptor, stop)
+                        .await
+                        .unwrap()
                 }
                 None => unikernel_repo::app::serve(listener, state, stop).await.unwrap(),
             }

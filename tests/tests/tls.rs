@@ -40,17 +40,44 @@ fn upload_and_fetch_over_tls_with_cacert() {
     let d = tempfile::tempdir().unwrap();
     let img = d.path().join("web.hvt");
     std::fs::write(&img, b"over tls").unwrap();
-    let env = [("UKREPO_URL", s.url.as_str()), ("UKREPO_USER", "ci"), ("UKREPO_PASSWORD", "pw")];
+    let env = [
+        ("UKREPO_URL", s.url.as_str()),
+        ("UKREPO_USER", "ci"),
+        ("UKREPO_PASSWORD", "pw"),
+    ];
 
     // Without the CA the server cannot be verified: refused, nothing sent.
-    cmd("upload").envs(env).args(["--job", "web", "--platform", "p", "--retries", "0"]).arg(&img).assert().code(2).stderr(predicates::str::contains("https://"));
-    cmd("upload").envs(env).env("UKREPO_CACERT", pki.path("ca.pem")).args(["--job", "web", "--platform", "p"]).arg(&img).assert().code(0);
+    cmd("upload")
+        .envs(env)
+        .args(["--job", "web", "--platform", "p", "--retries", "0"])
+        .arg(&img)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("https://"));
+    cmd("upload")
+        .envs(env)
+        .env("UKREPO_CACERT", pki.path("ca.pem"))
+        .args(["--job", "web", "--platform", "p"])
+        .arg(&img)
+        .assert()
+        .code(0);
     let out = d.path().join("fetched.hvt");
-    cmd("fetch-latest").envs(env).arg("--cacert").arg(pki.path("ca.pem")).args(["--job", "web", "--output"]).arg(&out).assert().code(0);
+    cmd("fetch-latest")
+        .envs(env)
+        .arg("--cacert")
+        .arg(pki.path("ca.pem"))
+        .args(["--job", "web", "--output"])
+        .arg(&out)
+        .assert()
+        .code(0);
     assert_eq!(std::fs::read(&out).unwrap(), b"over tls");
     // Plain HTTP to the TLS port gets no answer.
     let plain = s.url.replace("https://", "http://");
-    cmd("fetch-latest").env("UKREPO_URL", plain).args(["--job", "web", "--print-sha256", "--retries", "0"]).assert().code(2);
+    cmd("fetch-latest")
+        .env("UKREPO_URL", plain)
+        .args(["--job", "web", "--print-sha256", "--retries", "0"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -61,5 +88,10 @@ fn serve_refuses_a_key_that_does_not_fit_the_certificate() {
         Err(e) => format!("{e:#}"),
     };
     assert!(err.contains("do not fit"), "{err}");
-    cmd("unikernel-repo").args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"]).arg(a.path("cert.pem")).assert().code(2).stderr(predicates::str::contains("--tls-key"));
+    cmd("unikernel-repo")
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(a.path("cert.pem"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--tls-key"));
 }

@@ -108,3 +108,35 @@ fn hostile_manifest_entry_count_is_an_error() {
     let err = read(&img).unwrap_err();
     assert!(err.to_string().contains("1000 entries"), "{err}");
 }
+
+// Property tests (also run for longer by scripts/fuzz.sh; failures found
+// are kept by proptest in proptest-regressions/ and replayed here).
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+        let _ = read(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_behind_an_elf_header_never_panic(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+        let mut bytes = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
+        bytes.extend(tail);
+        let _ = read(&bytes);
+    }
+
+    #[test]
+    fn mutated_real_images_never_panic(edits in proptest::collection::vec((0usize..200_000, proptest::num::u8::ANY), 1..16), cut in 0usize..200_000) {
+        let mut img = real_image().clone();
+        for (at, v) in edits {
+            let at = at % img.len();
+            img[at] = v;
+        }
+        img.truncate(cut.max(1).min(img.len()));
+        let _ = read(&img);
+    }
+}
+
+fn real_image() -> &'static Vec<u8> {
+    static IMG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    IMG.get_or_init(|| std::fs::read(images().join("needsnet.hvt")).unwrap())
+}

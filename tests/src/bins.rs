@@ -83,3 +83,58 @@ pub fn script(name: &str) -> assert_cmd::Command {
     }
     c
 }
+
+/// `unikernel-repo user add NAME --unrestricted` on `data`, password on stdin.
+pub fn add_user_cli(data: &std::path::Path, name: &str, password: &str) {
+    use std::io::Write;
+    let mut add = std::process::Command::new(bin("unikernel-repo"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["user", "add", name, "--unrestricted"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(add.wait().unwrap().success(), "user add failed");
+}
+
+/// The server as a child process on 127.0.0.1:0; returns it and the URL it printed.
+pub fn spawn_server(data: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin("unikernel-repo"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+/// `PATH` with the built binaries and `scripts/` first, for the shell scripts.
+pub fn path_with_tools() -> String {
+    let bins = bin("deploy-hvt").parent().unwrap().to_owned();
+    let scripts = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    format!(
+        "{}:{}:{}",
+        bins.display(),
+        scripts.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}

@@ -3,51 +3,17 @@
 //! restarted on the same data dir. Every build it then lists must be
 //! complete and hash-correct, and no staging debris may remain.
 
-use ukrepo_tests::bins::{bin, wait_for};
+use ukrepo_tests::bins::{add_user_cli, spawn_server, wait_for};
 use ukrepo_tests::server::*;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-fn spawn_server(data: &Path) -> (Child, String) {
-    let mut child = Command::new(bin("unikernel-repo"))
-        .args(["--data-dir", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url)
-}
 
 #[test]
 fn sigkill_during_uploads_leaves_only_complete_builds() {
     let data = tempfile::tempdir().unwrap();
-    let mut add = Command::new(bin("unikernel-repo"))
-        .args([
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "user",
-            "add",
-            "ci",
-            "--unrestricted",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin.take().unwrap().write_all(b"pw\n").unwrap();
-    assert!(add.wait().unwrap().success());
+    add_user_cli(data.path(), "ci", "pw");
 
     let (mut child, url) = spawn_server(data.path());
     let auth = basic("ci", "pw");

@@ -2,11 +2,10 @@
 //! by a polling loop), answers 304 when its wait ends, and thousands of idle
 //! waiters cost little memory.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use ukrepo_tests::bins::{bin, wait_for};
+use ukrepo_tests::bins::{add_user_cli, spawn_server, wait_for};
 use ukrepo_tests::server::*;
 
 fn waiters(url: &str) -> usize {
@@ -100,39 +99,8 @@ fn two_thousand_idle_waiters_cost_under_50_mib_and_one_upload_wakes_them_all() {
     const N: usize = 2000;
     raise_fd_limit();
     let data = tempfile::tempdir().unwrap();
-    let mut add = Command::new(bin("unikernel-repo"))
-        .args([
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "user",
-            "add",
-            "ci",
-            "--unrestricted",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin.take().unwrap().write_all(b"pw\n").unwrap();
-    assert!(add.wait().unwrap().success());
-    let mut server = Command::new(bin("unikernel-repo"))
-        .args([
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    add_user_cli(data.path(), "ci", "pw");
+    let (mut server, url) = spawn_server(data.path());
     let addr = url.trim_start_matches("http://").to_owned();
     let auth = basic("ci", "pw");
     let v1 = upload_raw(&url, "many", "x.hvt", b"v1", Some(&auth), &[]).json();

@@ -4,23 +4,10 @@
 //! `deploy-hvt rollback` → v1 runs. Under solo5-spt always, and under
 //! solo5-hvt when /dev/kvm opens.
 
-use std::path::PathBuf;
-
-use ukrepo_tests::bins::{bin, cmd, script};
+use ukrepo_tests::bins::{cmd, path_with_tools, script};
 use ukrepo_tests::host::{Host, sha_of};
 use ukrepo_tests::server::*;
 use ukrepo_tests::solo5::kvm_available;
-
-fn path_with_tools() -> String {
-    let bins = bin("deploy-hvt").parent().unwrap().to_owned();
-    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    format!(
-        "{}:{}:{}",
-        bins.display(),
-        scripts.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
 
 fn pipeline(target: &'static str) {
     let s = start();

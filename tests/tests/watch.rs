@@ -9,20 +9,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ukrepo_tests::bins::{bin, cmd};
+use ukrepo_tests::bins::{cmd, path_with_tools};
 use ukrepo_tests::host::{Host, sha_of};
 use ukrepo_tests::server::*;
-
-fn path_with_tools() -> String {
-    let bins = bin("deploy-hvt").parent().unwrap().to_owned();
-    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    format!(
-        "{}:{}:{}",
-        bins.display(),
-        scripts.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
 
 /// The watcher, in its own process group so the test can stop all of it.
 struct Watcher(Child);

@@ -244,7 +244,7 @@ subprocess.run(f"{BIN}/fetch-latest --job fetch --output {dest}", shell=True, en
 if sha256_file(dest) != img_sha:
     die("fetch-latest installed the wrong bytes")
 row(f"fetch+verify+install {IMG_SIZE // MIB} MiB vs curl -o + sha256sum", stat(t[0]), stat(t[1]), "s", t[1][0] / t[0][0], 2.0)
-row(f"fetch+verify+install vs curl | sha256sum", stat(t[0]), stat(t[2]), "s", t[2][0] / t[0][0])
+row(f"fetch+verify+install vs curl piped into sha256sum", stat(t[0]), stat(t[2]), "s", t[2][0] / t[0][0])
 row(f"fetch+verify+install vs plain curl -o", stat(t[0]), stat(t[3]), "s", t[3][0] / t[0][0], 0.8,
     "ours also hashes, fsyncs and renames")
 

@@ -87,4 +87,7 @@ deploy; show
 say "the broken build is not retried every minute: silent, exit 0"
 deploy
 
+say "what the repository heard from the host (deployment reports)"
+curl -sf -H 'Accept: application/json' "$UKREPO_URL/job/web/deployments" | tr ',' '\n' | grep -E '"(host|result)"' >&2 || true
+
 say "done; stopping the unikernel and the repository"

@@ -150,14 +150,14 @@ fn run_command(cfg: &Config, command: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Report { .. } => Ok(exit::code(exit::SUCCESS)),
         Cmd::Status { json, print_dir, .. } => {
             if print_dir {
-                println!("{}", cfg.dir.display());
+                exit::out(cfg.dir.display())?;
                 return Ok(exit::code(exit::SUCCESS));
             }
             let s = status::status(cfg)?;
             if json {
-                println!("{}", serde_json::to_string(&s)?);
+                exit::out(serde_json::to_string(&s)?)?;
             } else {
-                status::print_text(&s);
+                exit::out(status::text(&s))?;
             }
             Ok(exit::code(exit::SUCCESS))
         }

@@ -46,20 +46,21 @@ pub fn status(cfg: &Config) -> anyhow::Result<Status> {
     })
 }
 
-pub fn print_text(s: &Status) {
+/// The status for people, one `key: value` line each.
+pub fn text(s: &Status) -> String {
     let none = || "none".to_owned();
-    println!("name:      {}", s.name);
-    println!("dir:       {}", s.dir);
-    println!("current:   {}", s.current.clone().unwrap_or_else(none));
-    println!("previous:  {}", s.previous.clone().unwrap_or_else(none));
-    match &s.running {
-        Some(r) => println!("running:   pid {} ({})", r.pid, r.sha256.clone().unwrap_or_else(none)),
-        None => println!("running:   none"),
-    }
+    let mut t = format!("name:      {}\ndir:       {}\n", s.name, s.dir);
+    t += &format!("current:   {}\n", s.current.clone().unwrap_or_else(none));
+    t += &format!("previous:  {}\n", s.previous.clone().unwrap_or_else(none));
+    t += &match &s.running {
+        Some(r) => format!("running:   pid {} ({})\n", r.pid, r.sha256.clone().unwrap_or_else(none)),
+        None => "running:   none\n".to_owned(),
+    };
     if let Some(e) = &s.last_deploy {
-        println!("last:      {} {} at {}: {}", e.action, e.result, e.time, e.message);
+        t += &format!("last:      {} {} at {}: {}\n", e.action, e.result, e.time, e.message);
     }
     for f in &s.failed {
-        println!("failed:    {f}");
+        t += &format!("failed:    {f}\n");
     }
+    t.trim_end().to_owned()
 }

@@ -88,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     })?;
     if args.print_sha256 {
-        println!("{}", main.sha256);
+        exit::out(main.sha256)?;
         return Ok(exit::code(exit::SUCCESS));
     }
     let output = args.output.expect("clap requires --output without --print-sha256");
@@ -153,6 +153,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .persist(&sig_dest)
             .with_context(|| format!("writing {:?}", sig_dest.display()))?;
     }
-    println!("{}  {}", main.sha256, output.display());
+    exit::out(format!("{}  {}", main.sha256, output.display()))?;
     Ok(exit::code(exit::SUCCESS))
 }

@@ -83,7 +83,7 @@ pub fn user(data_dir: &Path, cmd: UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::List { json } => {
             let list = users::list(&conn)?;
             if json {
-                println!("{}", serde_json::to_string(&list)?);
+                crate::out(serde_json::to_string(&list)?)?;
             } else {
                 for u in list {
                     let rights = if u.unrestricted {
@@ -92,7 +92,7 @@ pub fn user(data_dir: &Path, cmd: UserCommand) -> anyhow::Result<ExitCode> {
                         format!("jobs: {}", u.jobs.join(","))
                     };
                     let state = if u.disabled { " (disabled)" } else { "" };
-                    println!("{}\t{rights}{state}", u.name);
+                    crate::out(format!("{}\t{rights}{state}", u.name))?;
                 }
             }
         }

@@ -15,6 +15,14 @@ pub mod http;
 pub mod listen;
 pub mod notify;
 mod size;
+
+/// One line of results on stdout; a closed pipe is an error to return, not a panic.
+pub(crate) fn out(line: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()
+}
 mod staging;
 pub mod store;
 mod time;
@@ -137,7 +145,7 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding {}", s.listen))?;
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        println!("listening on {scheme}://{addr}");
+        out(format!("listening on {scheme}://{addr}"))?;
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "serving");
         match tls {
             Some(t) => app::serve_tls(listener, state, t, shutdown_signal()).await,

@@ -40,7 +40,10 @@ fn stream_file(mut file: fs::File, len: u64) -> BoxStream<'static, io::Result<By
             let mut buf = Vec::with_capacity(n);
             let r = match (&mut file).take(n as u64).read_to_end(&mut buf) {
                 Ok(got) if got == n => Ok(Bytes::from(buf)),
-                Ok(_) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stored artifact is shorter than recorded")),
+                Ok(_) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "stored artifact is shorter than recorded",
+                )),
                 Err(e) => Err(e),
             };
             let failed = r.is_err();

@@ -85,15 +85,12 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(&key).with_context(|| format!("reading {:?}", key.display()))?;
             let sk = SecretKey::from_text(&text).with_context(|| format!("the secret key {:?}", key.display()))?;
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-            println!(
-                "{}",
-                sk.mint(&Claims {
-                    job,
-                    scope,
-                    iat: now,
-                    exp: now + ttl.as_secs()
-                })
-            );
+            crate::out(sk.mint(&Claims {
+                job,
+                scope,
+                iat: now,
+                exp: now + ttl.as_secs(),
+            }))?;
         }
     }
     Ok(ExitCode::SUCCESS)

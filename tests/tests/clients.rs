@@ -231,3 +231,21 @@ fn dropped_connection_mid_upload_is_retried_into_one_build() {
     assert_eq!(builds["builds"].as_array().unwrap().len(), 1, "{builds}");
     assert_eq!(s.staging_count(), 0);
 }
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let (s, d) = setup();
+    let img = d.path().join("web.hvt");
+    std::fs::write(&img, b"image").unwrap();
+    upload(&s, &["--job", "web"], &img).code(0);
+    // stdout is a pipe whose reading end is already closed, as in `… | head -c0`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = std::process::Command::new(ukrepo_tests::bins::bin("fetch-latest"))
+        .env("UKREPO_URL", &s.url)
+        .args(["--job", "web", "--print-sha256"])
+        .stdout(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -184,9 +184,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string(&build)?);
+        exit::out(serde_json::to_string(&build)?)?;
     } else {
-        println!("{}", client.url(&format!("/job/{}/build/{}", build.job, build.uuid)));
+        exit::out(client.url(&format!("/job/{}/build/{}", build.job, build.uuid)))?;
     }
     if !args.wait_deployed.is_empty() {
         return wait::wait_deployed(&client, &build, &args.wait_deployed, args.timeout);

@@ -23,6 +23,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 scripts/solo5.sh >/dev/null
+# The end-to-end tests run the workspace's binaries, which cargo builds for a
+# test run only when their own package has integration tests: build them all.
+cargo build --workspace --bins
 
 if cargo nextest --version >/dev/null 2>&1; then
   exec cargo nextest run --workspace --no-fail-fast "$@"

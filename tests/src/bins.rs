@@ -11,7 +11,7 @@ pub fn bin(name: &str) -> PathBuf {
     let p = dir.join(name);
     assert!(
         p.exists(),
-        "{} is not built; run the tests with `cargo nextest run --workspace`",
+        "{} is not built; run the tests with scripts/test.sh (it builds every binary first)",
         p.display()
     );
     p

@@ -80,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .latest_build(&args.job, args.platform.as_ref())
             .with_context(lookup)?,
     };
-    let main = build.main_binary_file.with_context(|| {
+    let main = build.main_binary_file.clone().with_context(|| {
         format!(
             "the latest build {} of job {:?} has no main binary",
             build.uuid,
@@ -92,17 +92,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(exit::code(exit::SUCCESS));
     }
     let output = args.output.expect("clap requires --output without --print-sha256");
-    if let Some(other) = &args.if_differs_from {
-        let current = uk_digest::file_or_digest(other).with_context(|| format!("hashing {other:?}"))?;
-        if current == Some(main.sha256) {
-            if args.connect.verbose {
-                eprintln!(
-                    "nothing new: the latest build {} has sha256 {}",
-                    build.uuid, main.sha256
-                );
-            }
-            return Ok(exit::code(exit::NEGATIVE));
+    // `current` is known only with --if-differs-from (and an existing file).
+    if current == Some(main.sha256) {
+        if args.connect.verbose {
+            eprintln!(
+                "nothing new: the latest build {} has sha256 {}",
+                build.uuid, main.sha256
+            );
         }
+        return Ok(exit::code(exit::NEGATIVE));
     }
     let url = client.url(&format!("/job/{}/build/{}/f/{}", build.job, build.uuid, main.filepath));
     if args.connect.verbose {
@@ -111,30 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let staged = download::download_verified(&client, &url, &output, &main.sha256, main.size)?;
     // Verified before anything is installed; kept beside the image as minisign does.
     let signature = match &args.verify_key {
-        Some(pk) => {
-            let sig_path = main.signature.as_ref().with_context(|| {
-                format!(
-                    "the latest build {} of job {:?} is not signed, and --verify-key requires a signature",
-                    build.uuid,
-                    build.job.as_str()
-                )
-            })?;
-            let sig_url = client.url(&format!("/job/{}/build/{}/f/{sig_path}", build.job, build.uuid));
-            let bytes = client
-                .get_bytes_or_304(&sig_url, "*/*", 64 * 1024)?
-                .context("the signature answered 304")?;
-            let text = String::from_utf8(bytes).context("the signature is not text")?;
-            uk_signatures::verify_file(pk, &text, staged.path(), Some(&build.job), &main.sha256).with_context(
-                || {
-                    format!(
-                        "verifying the signature of build {} with {:?}",
-                        build.uuid,
-                        pk.display()
-                    )
-                },
-            )?;
-            Some(text)
-        }
+        Some(pk) => Some(verify_signature(&client, &build, &main, staged.path(), pk)?),
         None => None,
     };
     staged
@@ -144,15 +119,50 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .persist(&output)
         .with_context(|| format!("renaming the download onto {:?}", output.display()))?;
     if let Some(text) = signature {
-        let sig_dest = PathBuf::from(format!("{}.minisig", output.display()));
-        let mut f = uk_digest::AtomicFile::beside(&sig_dest)?;
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
-        let staged = f.finish()?;
-        staged.set_mode(0o644)?;
-        staged
-            .persist(&sig_dest)
-            .with_context(|| format!("writing {:?}", sig_dest.display()))?;
+        install_signature(&output, &text)?;
     }
     exit::out(format!("{}  {}", main.sha256, output.display()))?;
     Ok(exit::code(exit::SUCCESS))
+}
+
+/// Fetches the build's `.minisig` and checks the downloaded image against it.
+fn verify_signature(
+    client: &Client,
+    build: &uk_wire::BuildJson,
+    main: &uk_wire::MainBinaryJson,
+    image: &std::path::Path,
+    pk: &std::path::Path,
+) -> anyhow::Result<String> {
+    let sig_path = main.signature.as_ref().with_context(|| {
+        format!(
+            "the latest build {} of job {:?} is not signed, and --verify-key requires a signature",
+            build.uuid,
+            build.job.as_str()
+        )
+    })?;
+    let sig_url = client.url(&format!("/job/{}/build/{}/f/{sig_path}", build.job, build.uuid));
+    let bytes = client
+        .get_bytes_or_304(&sig_url, "*/*", 64 * 1024)?
+        .context("the signature answered 304")?;
+    let text = String::from_utf8(bytes).context("the signature is not text")?;
+    uk_signatures::verify_file(pk, &text, image, Some(&build.job), &main.sha256).with_context(|| {
+        format!(
+            "verifying the signature of build {} with {:?}",
+            build.uuid,
+            pk.display()
+        )
+    })?;
+    Ok(text)
+}
+
+/// Writes the signature beside the image as `PATH.minisig`, atomically.
+fn install_signature(output: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let sig_dest = PathBuf::from(format!("{}.minisig", output.display()));
+    let mut f = uk_digest::AtomicFile::beside(&sig_dest)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    let staged = f.finish()?;
+    staged.set_mode(0o644)?;
+    staged
+        .persist(&sig_dest)
+        .with_context(|| format!("writing {:?}", sig_dest.display()))
 }

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use uk_names::{BuildId, JobName, PlatformName};
+use uk_names::{JobName, PlatformName};
 use uk_wire::{BuildJson, ErrorJson};
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
@@ -72,13 +72,6 @@ impl ClientError {
             ClientError::Status { status, .. } => *status >= 500 || *status == 429,
             ClientError::Transport { source, .. } => !matches!(source, ureq::Error::BadUri(_) | ureq::Error::Http(_)),
             ClientError::Other(_) => false,
-        }
-    }
-
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ClientError::Status { status, .. } => Some(*status),
-            _ => None,
         }
     }
 }
@@ -195,10 +188,6 @@ impl Client {
             retries: args.retries,
             verbose: args.verbose,
         })
-    }
-
-    pub fn base(&self) -> &str {
-        &self.base
     }
 
     /// `base` + an absolute path.
@@ -320,9 +309,5 @@ impl Client {
             url.push_str(&format!("&platform={p}"));
         }
         self.get_json_or_304(&url)
-    }
-
-    pub fn build(&self, job: &JobName, uuid: &BuildId) -> Result<BuildJson, ClientError> {
-        self.get_json(&self.url(&format!("/job/{job}/build/{uuid}")))
     }
 }

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tempfile::{NamedTempFile, TempPath};
 
@@ -142,12 +142,6 @@ impl Staged {
     pub fn set_mode(&self, mode: u32) -> io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(mode))
-    }
-
-    /// Keeps the file where it is under its temporary name (for callers that
-    /// hand it on), returning that path.
-    pub fn keep(self) -> io::Result<PathBuf> {
-        self.path.keep().map_err(|e| e.error)
     }
 }
 

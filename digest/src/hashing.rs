@@ -44,10 +44,6 @@ impl<W: Write> HashingWriter<W> {
         &self.inner
     }
 
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
-
     /// Digest and length of everything written, and the inner writer.
     pub fn finish(self) -> (Sha256, u64, W) {
         (Sha256::from_bytes(self.hasher.finalize().into()), self.len, self.inner)

@@ -284,10 +284,3 @@ pub fn insert_build(conn: &mut Connection, nb: NewBuild, finish_time: String) ->
     tx.commit().context("committing the build")?;
     Ok(Inserted::Created(row))
 }
-
-/// Every digest referenced by any build (for checks of the store).
-pub fn all_artifact_digests(conn: &Connection) -> anyhow::Result<Vec<(Sha256, u64)>> {
-    let mut st = conn.prepare("SELECT DISTINCT sha256, size FROM artifacts")?;
-    let rows = st.query_map([], |r| Ok((parse(r.get(0)?, "sha256")?, r.get::<_, i64>(1)? as u64)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}

@@ -220,10 +220,16 @@ pub fn start(cfg: &Config) -> anyhow::Result<Outcome> {
                 Some(p) if p != cur => {
                     state.mark_failed(&cur.sha256)?;
                     eprintln!("deploy-hvt: {} is unhealthy: {why}", cur.sha256);
-                    activate(cfg, &state, "start", &p).map(|o| match o {
-                        Outcome::Done => Outcome::RolledBack(format!("{why}; back on {}", p.sha256)),
-                        other => other,
-                    })
+                    match activate(cfg, &state, "start", &p)? {
+                        Outcome::Done => {
+                            // The journal (and so the reports) says what became of `cur`.
+                            let msg = format!("{why}; back on {}", p.sha256);
+                            let entry = Entry::new("start", "rolled-back", Some(cur.sha256.to_string()), &msg);
+                            journal::append(&state, &entry)?;
+                            Ok(Outcome::RolledBack(msg))
+                        }
+                        other => Ok(other),
+                    }
                 }
                 _ => {
                     journal::append(

@@ -87,6 +87,7 @@ impl Reporter {
         if f.seek(SeekFrom::Start(offset)).is_err() || f.read_to_string(&mut text).is_err() {
             return;
         }
+        let start = offset;
         for line in text.split_inclusive('\n') {
             if !line.ends_with('\n') {
                 break; // a line still being written
@@ -102,7 +103,18 @@ impl Reporter {
                 }
             }
             offset += line.len() as u64;
-            let _ = std::fs::write(&offset_path, format!("{offset}\n"));
+        }
+        if offset != start {
+            // Replaced atomically, so a crash never leaves a torn offset
+            // (which would resend everything).
+            let write = || -> std::io::Result<()> {
+                let mut f = uk_digest::AtomicFile::new_in(&state.dir, "reports.offset")?;
+                std::io::Write::write_all(&mut f, format!("{offset}\n").as_bytes())?;
+                f.finish()?.persist(&offset_path)
+            };
+            if let Err(e) = write() {
+                eprintln!("deploy-hvt: recording delivered reports: {e}");
+            }
         }
     }
 

@@ -337,3 +337,35 @@ fn restart_by_command_and_tcp_http_checks() {
         .stderr(predicates::str::contains(format!("no TCP connection to {closed}")));
     assert_eq!(h.link_sha("current").unwrap(), v2, "current switched back");
 }
+
+#[test]
+fn start_falls_back_to_the_previous_image_when_current_is_unhealthy() {
+    let h = deployed("spt", "ticker-v1");
+    h.deploy_hvt("deploy").arg(h.image("ticker-v2")).assert().code(0);
+    h.deploy_hvt("stop").assert().code(0);
+    assert!(h.tenders().is_empty());
+    // After the "reboot", only v1 would pass the health check.
+    let cfg = std::fs::read_to_string(&h.config)
+        .unwrap()
+        .replace("console = \"(?m)^ready$\"", "console = \"version: v1\\n\"")
+        .replace("timeout = \"5s\"", "timeout = \"1s\"");
+    std::fs::write(&h.config, cfg).unwrap();
+    h.deploy_hvt("start")
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("back on"));
+    let v1 = sha_of(&h.image("ticker-v1"));
+    assert!(
+        h.the_tender().image.to_string_lossy().contains(&v1),
+        "v1 runs\n{}",
+        h.listing()
+    );
+    assert_eq!(h.link_sha("current").unwrap(), v1);
+    let log = std::fs::read_to_string(h.state().join("deploy.log")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["action"].as_str(), last["result"].as_str()),
+        (Some("start"), Some("rolled-back"))
+    );
+    assert_eq!(last["sha256"], sha_of(&h.image("ticker-v2")));
+}

@@ -131,14 +131,15 @@ fn a_host_that_cannot_reach_the_repository_deploys_and_reports_later() {
     let addr = s.addr().to_owned();
     let url = s.url.clone();
     let data = s.stop();
+    let host_b = [
+        ("UKREPO_URL", url.as_str()),
+        ("UKREPO_USER", "ci"),
+        ("UKREPO_PASSWORD", "pw"),
+        ("UKREPO_HOST_NAME", "host-b"),
+    ];
 
     host.deploy_hvt("deploy")
-        .envs([
-            ("UKREPO_URL", url.as_str()),
-            ("UKREPO_USER", "ci"),
-            ("UKREPO_PASSWORD", "pw"),
-            ("UKREPO_HOST_NAME", "host-b"),
-        ])
+        .envs(host_b)
         .arg(&v1)
         .timeout(Duration::from_secs(60))
         .assert()
@@ -151,28 +152,12 @@ fn a_host_that_cannot_reach_the_repository_deploys_and_reports_later() {
         get_json(&format!("{}/job/web/deployments", s.url)).json()["deployments"],
         serde_json::json!([])
     );
-    host.deploy_hvt("report")
-        .envs([
-            ("UKREPO_URL", url.as_str()),
-            ("UKREPO_USER", "ci"),
-            ("UKREPO_PASSWORD", "pw"),
-            ("UKREPO_HOST_NAME", "host-b"),
-        ])
-        .assert()
-        .code(0);
+    host.deploy_hvt("report").envs(host_b).assert().code(0);
     let page = get_json(&format!("{}/job/web/deployments", s.url)).json();
     assert_eq!(page["deployments"][0]["host"], "host-b", "{page}");
     assert_eq!(page["deployments"][0]["result"], "deployed");
     // Delivered once: a second flush sends nothing more.
-    host.deploy_hvt("report")
-        .envs([
-            ("UKREPO_URL", url.as_str()),
-            ("UKREPO_USER", "ci"),
-            ("UKREPO_PASSWORD", "pw"),
-            ("UKREPO_HOST_NAME", "host-b"),
-        ])
-        .assert()
-        .code(0);
+    host.deploy_hvt("report").envs(host_b).assert().code(0);
     assert_eq!(
         get_json(&format!("{}/job/web/deployments", s.url)).json()["history"]
             .as_array()

@@ -369,3 +369,23 @@ fn start_falls_back_to_the_previous_image_when_current_is_unhealthy() {
     );
     assert_eq!(last["sha256"], sha_of(&h.image("ticker-v2")));
 }
+
+#[test]
+fn old_images_are_pruned_to_keep_never_current_or_previous() {
+    let h = deployed("spt", "ticker-v1");
+    for img in ["ticker-v2", "ticker-v3", "ticker"] {
+        h.deploy_hvt("deploy").arg(h.image(img)).assert().code(0);
+    }
+    // keep = 3: the newest three images stay; v1, the oldest, is gone.
+    let names = images_in(&h);
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with(&sha_of(&h.image("ticker-v1")))),
+        "{names:?}"
+    );
+    assert_eq!(h.link_sha("current").unwrap(), sha_of(&h.image("ticker")));
+    assert_eq!(h.link_sha("previous").unwrap(), sha_of(&h.image("ticker-v3")));
+    // Rolling back to previous still finds its image.
+    h.deploy_hvt("rollback").assert().code(0);
+    assert!(h.console().contains("version: v3"));
+}

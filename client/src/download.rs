@@ -11,8 +11,8 @@ use std::path::Path;
 use uk_digest::{AtomicFile, Sha256, Staged};
 
 use crate::client::{Client, ClientError};
-use crate::progress;
 use crate::retry::{Attempt, with_retries};
+use uk_cli::progress;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -98,7 +98,7 @@ fn attempt(
     file: &mut AtomicFile,
     sha256: &Sha256,
     size: u64,
-    bar: &indicatif::ProgressBar,
+    bar: &progress::ProgressBar,
     dest: &Path,
 ) -> Result<(), DownloadError> {
     let have = file.len();

@@ -1,15 +1,13 @@
 //! The client side of the repository's HTTP API, shared by `upload`,
-//! `fetch-latest` and `deploy-hvt`: connection flags and credentials
-//! ([`ConnectArgs`] → [`Client`]), retries with backoff ([`retry`]), resumable
-//! verified downloads ([`download`]), progress bars, and the exit-code table
-//! every tool prints in its `--help` ([`exit`]).
+//! `fetch-latest` and `deploy-hvt`: a [`Client`] built from the connection
+//! flags (`uk_cli::ConnectArgs`) with credentials and CA, retries with
+//! backoff ([`retry`]), and resumable verified downloads ([`download`]).
+//! Exit codes, output and progress bars live in `uk-cli`, which has no
+//! network code.
 
-pub mod args;
 pub mod client;
 pub mod download;
-pub mod exit;
-pub mod progress;
 pub mod retry;
 
-pub use args::ConnectArgs;
 pub use client::{Client, ClientError};
+pub use uk_cli::ConnectArgs;

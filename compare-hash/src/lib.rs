@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use uk_client::exit;
+use uk_cli::exit;
 use uk_digest::Sha256;
 
 #[derive(Parser, Debug)]

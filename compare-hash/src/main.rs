@@ -4,5 +4,5 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = compare_hash::Args::parse();
-    uk_client::exit::main_with("compare-hash", || compare_hash::run(args))
+    uk_cli::exit::main_with("compare-hash", || compare_hash::run(args))
 }

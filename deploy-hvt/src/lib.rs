@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use uk_client::exit;
+use uk_cli::exit;
 use uk_digest::Sha256;
 
 pub use config::{Config, ConfigArgs};

@@ -5,5 +5,5 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = deploy_hvt::Args::parse();
-    uk_client::exit::main_with("deploy-hvt", || deploy_hvt::run(args))
+    uk_cli::exit::main_with("deploy-hvt", || deploy_hvt::run(args))
 }

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use uk_client::{Client, ConnectArgs, download, exit};
+use uk_cli::exit;
+use uk_client::{Client, ConnectArgs, download};
 use uk_names::{JobName, PlatformName};
 
 #[derive(Parser, Debug)]

@@ -4,5 +4,5 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = fetch_latest::Args::parse();
-    uk_client::exit::main_with("fetch-latest", || fetch_latest::run(args))
+    uk_cli::exit::main_with("fetch-latest", || fetch_latest::run(args))
 }

@@ -1,109 +1,36 @@
-//! The server's shape: shared state, the router (one handler per endpoint),
-//! and `serve` with graceful shutdown. Tests build the same `app` and serve
-//! it in-process on 127.0.0.1:0.
+//! The server's shape: the router (one handler per endpoint, CONTRACT.md
+//! §2) over the shared state of `state.rs`, the headers every answer
+//! carries, and `serve` with graceful shutdown. Tests build the same `app`
+//! and serve it in-process on 127.0.0.1:0.
 
 use std::future::Future;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
-use crate::auth::Auth;
-use crate::cache::Caches;
-use crate::db::{self, Db};
-use crate::http::{deployments, files, html, redirects, upload, views};
-use crate::notify::Notifier;
-use crate::store::{ArtifactStore, LocalStore};
+use crate::http::{deployments, files, html, redirects, status, upload, views};
+use crate::listen::ConnLimits;
+use crate::state::AppState;
 
-/// How the server is configured, after validation.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub data_dir: PathBuf,
-    pub max_upload: u64,
-    pub max_failed_logins: u32,
-    pub login_lockout: Duration,
-    /// Files of the public keys whose tokens are accepted.
-    pub token_public_keys: Vec<PathBuf>,
-    /// A client must send its request headers within this.
-    pub header_timeout: Duration,
-    /// An upload body may pause at most this long between two chunks.
-    pub body_idle_timeout: Duration,
-}
-
-impl ServeConfig {
-    /// The defaults of `serve`, for a data dir.
-    pub fn new(data_dir: PathBuf) -> ServeConfig {
-        ServeConfig {
-            data_dir,
-            max_upload: 4 << 30,
-            max_failed_logins: 10,
-            login_lockout: Duration::from_secs(300),
-            token_public_keys: vec![],
-            header_timeout: Duration::from_secs(30),
-            body_idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub store: Arc<dyn ArtifactStore>,
-    pub auth: Arc<Auth>,
-    pub notify: Arc<Notifier>,
-    pub caches: Arc<Caches>,
-    pub max_upload: u64,
-    pub body_idle_timeout: Duration,
-    pub header_timeout: Duration,
-}
-
-impl AppState {
-    /// Opens the data dir (creating it), the database and the store, and
-    /// removes staging debris left by a crash.
-    pub fn open(cfg: &ServeConfig) -> anyhow::Result<AppState> {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("creating data dir {:?}", cfg.data_dir.display()))?;
-        let db = Db::open(&db::db_path(&cfg.data_dir))?;
-        let store = LocalStore::open(&cfg.data_dir)
-            .with_context(|| format!("opening the store in {:?}", cfg.data_dir.display()))?;
-        let cleaned = store.clean_staging().context("cleaning the staging folder")?;
-        if cleaned > 0 {
-            tracing::warn!(files = cleaned, "removed staging files left by an earlier run");
-        }
-        let mut keys = Vec::new();
-        for p in &cfg.token_public_keys {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading token public key {:?}", p.display()))?;
-            keys.push(
-                uk_tokens::PublicKey::from_text(&text)
-                    .with_context(|| format!("token public key {:?}", p.display()))?,
-            );
-        }
-        let auth = Auth::new(db.clone(), cfg.max_failed_logins, cfg.login_lockout, keys)?;
-        Ok(AppState {
-            db,
-            store: Arc::new(store),
-            auth: Arc::new(auth),
-            notify: Arc::new(Notifier::default()),
-            caches: Arc::new(Caches::default()),
-            max_upload: cfg.max_upload,
-            body_idle_timeout: cfg.body_idle_timeout,
-            header_timeout: cfg.header_timeout,
-        })
-    }
-}
+/// What a browser may do with our pages: nothing but show them (no
+/// scripts, no frames, styles and images from here only).
+const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(views::jobs))
+        .route("/all-builds", get(views::all_builds))
         .route("/hash", get(redirects::by_hash))
-        .route("/metrics", get(deployments::metrics))
+        .route("/healthz", get(status::healthz))
+        .route("/metrics", get(status::metrics))
+        .route("/robots.txt", get(html::robots))
+        .route("/style.css", get(html::stylesheet))
         .route("/job/{job}", get(views::job))
         .route("/job/{job}/platform/{platform}/upload", post(upload::upload))
         .route("/job/{job}/build/latest", get(redirects::latest))
@@ -111,17 +38,58 @@ pub fn app(state: AppState) -> Router {
         .route("/job/{job}/build/{uuid}", get(views::build))
         .route("/job/{job}/build/{uuid}/main-binary", get(redirects::main_binary))
         .route("/job/{job}/build/{uuid}/console", get(files::console))
+        .route("/job/{job}/build/{uuid}/script", get(files::script))
         .route("/job/{job}/build/{uuid}/f/{*path}", get(files::artifact))
         .route("/job/{job}/deployments", get(deployments::job_deployments))
         .route(
             "/job/{job}/build/{uuid}/deployments",
             get(deployments::build_deployments).post(deployments::report),
         )
+        .fallback(html::not_found)
         // Uploads stream and enforce their own limit.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(html::error_pages))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// `nosniff` everywhere; a strict CSP on HTML.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let is_html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_html {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    resp
+}
+
+fn limits(state: &AppState) -> ConnLimits {
+    ConnLimits {
+        header_timeout: state.header_timeout,
+        send_timeout: state.send_timeout,
+        conns: state.conns.clone(),
+        metrics: state.metrics.clone(),
+    }
+}
+
+/// When `shutdown` resolves: waiting long-polls answer at once, and the
+/// server stops accepting and drains for a few seconds.
+fn on_shutdown(
+    state: &AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
+    let token = state.shutdown.clone();
+    async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        token.cancel();
+    }
 }
 
 /// Serves plain HTTP until `shutdown` resolves, then lets running requests finish.
@@ -130,8 +98,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let t = state.header_timeout;
-    crate::listen::serve(listener, app(state), None, t, shutdown).await
+    let (l, s) = (limits(&state), on_shutdown(&state, shutdown));
+    crate::listen::serve(listener, app(state), None, l, s).await
 }
 
 /// As [`serve`], over TLS.
@@ -141,6 +109,6 @@ pub async fn serve_tls(
     tls: tokio_rustls::TlsAcceptor,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let t = state.header_timeout;
-    crate::listen::serve(listener, app(state), Some(tls), t, shutdown).await
+    let (l, s) = (limits(&state), on_shutdown(&state, shutdown));
+    crate::listen::serve(listener, app(state), Some(tls), l, s).await
 }

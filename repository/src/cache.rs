@@ -1,18 +1,27 @@
 //! In-memory answers to the two hottest questions, so that they need no
 //! database round trip: "which build is the latest of this job (and
-//! platform)?" and "which bytes are artifact P of build U?". Builds are
-//! immutable, so artifact answers never go stale; latest answers carry the
-//! job's change generation (from `notify.rs`) and are used only while it is
-//! unchanged, so a commit makes them stale without any invalidation race.
+//! platform)?" and "which bytes are artifact P of build U?". A build's
+//! files never change, but vacuum (perhaps in another process) can drop
+//! them: a cached artifact whose bytes are gone is looked up again (see
+//! `http/files.rs`). Latest answers carry the job's change generation (from
+//! `longpoll.rs`) and are used only while it is unchanged, so a commit makes
+//! them stale without any invalidation race. Only answers about builds that
+//! exist are cached, so made-up names fill nothing.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use uk_digest::Sha256;
 use uk_names::{ArtifactPath, BuildId, JobName, PlatformName};
 
+use crate::db::builds::StoredFile;
+
 /// Entries kept before a cache starts over (bounds memory).
 const MAX_ENTRIES: usize = 50_000;
+/// An answer is used at most this long: changes made by another process
+/// (`build remove`, `vacuum`, another replica) show within it.
+const MAX_AGE: Duration = Duration::from_secs(2);
 
 /// The latest build of a job: its id and main binary's digest.
 pub type Latest = Option<(BuildId, Option<Sha256>)>;
@@ -22,8 +31,8 @@ type ArtifactKey = (JobName, BuildId, ArtifactPath);
 
 #[derive(Default)]
 pub struct Caches {
-    latest: Mutex<HashMap<LatestKey, (u64, Latest)>>,
-    artifacts: Mutex<HashMap<ArtifactKey, (Sha256, u64)>>,
+    latest: Mutex<HashMap<LatestKey, (u64, Latest, Instant)>>,
+    artifacts: Mutex<HashMap<ArtifactKey, (StoredFile, Instant)>>,
 }
 
 fn bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
@@ -36,7 +45,7 @@ impl Caches {
     pub fn latest(&self, job: &JobName, platform: &Option<PlatformName>, generation: u64) -> Option<Latest> {
         let map = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(&(job.clone(), platform.clone())) {
-            Some((g, v)) if *g == generation => Some(*v),
+            Some((g, v, at)) if *g == generation && at.elapsed() < MAX_AGE => Some(*v),
             _ => None,
         }
     }
@@ -45,18 +54,32 @@ impl Caches {
     pub fn put_latest(&self, job: &JobName, platform: &Option<PlatformName>, generation: u64, v: Latest) {
         let mut map = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         bounded(&mut map);
-        map.insert((job.clone(), platform.clone()), (generation, v));
+        map.insert((job.clone(), platform.clone()), (generation, v, Instant::now()));
     }
 
-    pub fn artifact(&self, job: &JobName, uuid: &BuildId, path: &ArtifactPath) -> Option<(Sha256, u64)> {
+    pub fn artifact(&self, job: &JobName, uuid: &BuildId, path: &ArtifactPath) -> Option<StoredFile> {
         let map = self.artifacts.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&(job.clone(), *uuid, path.clone())).copied()
+        match map.get(&(job.clone(), *uuid, path.clone())) {
+            Some((v, at)) if at.elapsed() < MAX_AGE => Some(*v),
+            _ => None,
+        }
     }
 
-    pub fn put_artifact(&self, job: &JobName, uuid: &BuildId, path: &ArtifactPath, v: (Sha256, u64)) {
+    pub fn put_artifact(&self, job: &JobName, uuid: &BuildId, path: &ArtifactPath, v: StoredFile) {
         let mut map = self.artifacts.lock().unwrap_or_else(|e| e.into_inner());
         bounded(&mut map);
-        map.insert((job.clone(), *uuid, path.clone()), v);
+        map.insert((job.clone(), *uuid, path.clone()), (v, Instant::now()));
+    }
+
+    pub fn forget_artifact(&self, job: &JobName, uuid: &BuildId, path: &ArtifactPath) {
+        let mut map = self.artifacts.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(job.clone(), *uuid, path.clone()));
+    }
+
+    /// Drops everything (after a build or job was removed).
+    pub fn clear(&self) {
+        self.artifacts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

@@ -33,8 +33,42 @@ pub enum ApiError {
     TooManyLogins,
     #[error("the repository has no space left")]
     NoSpace,
+    #[error("{0}")]
+    Gone(String),
+    /// Too much at once (a bounded pool is full): try again shortly.
+    #[error("{0}")]
+    Busy(String),
+    #[error("the server is shutting down; try again shortly")]
+    ShuttingDown,
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// Is this failure a full disk or a full database (SQLite's SQLITE_FULL)?
+fn is_no_space(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            );
+        }
+        matches!(
+            c.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::DiskFull
+        )
+    })
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        if is_no_space(&e) {
+            tracing::warn!(error = format!("{e:#}"), "no space left");
+            ApiError::NoSpace
+        } else {
+            ApiError::Internal(e)
+        }
+    }
 }
 
 impl ApiError {
@@ -45,11 +79,7 @@ impl ApiError {
     /// Maps an I/O failure while storing: a full disk is the client's 507,
     /// anything else is ours.
     pub fn from_io(e: std::io::Error, context: &str) -> Self {
-        if e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded {
-            ApiError::NoSpace
-        } else {
-            ApiError::Internal(anyhow::Error::new(e).context(context.to_owned()))
-        }
+        anyhow::Error::new(e).context(context.to_owned()).into()
     }
 
     pub fn status(&self) -> StatusCode {
@@ -65,6 +95,8 @@ impl ApiError {
             ApiError::TooManyLogins => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::Busy(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,6 +131,9 @@ impl IntoResponse for ApiError {
             ApiError::TooManyLogins => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             }
+            ApiError::Busy(_) | ApiError::ShuttingDown => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
             _ => {}
         }
         resp
@@ -107,6 +142,6 @@ impl IntoResponse for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
-        ApiError::Internal(e.into())
+        anyhow::Error::new(e).into()
     }
 }

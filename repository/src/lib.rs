@@ -1,40 +1,41 @@
 //! `unikernel-repo`: the repository server and its admin commands.
 //!
 //! `serve` runs the HTTP API of CONTRACT.md §2 over a data directory (one
-//! SQLite database plus content-addressed artifact files); `user` and
-//! `access` manage who may upload (§3), on the same data directory, also
-//! while the server runs. See `app.rs` for the server's shape.
+//! SQLite database plus content-addressed artifact files); `user`, `access`,
+//! `job`, `build` and `vacuum` manage it (§3, §8), on the same data
+//! directory, also while the server runs. See `app.rs` for the server's
+//! shape and `state.rs` for what its handlers share.
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod datadir;
 pub mod db;
 pub mod error;
+pub mod gc;
 pub mod http;
 pub mod listen;
-pub mod notify;
+pub mod longpoll;
+pub mod metrics;
+pub mod net;
 mod size;
-
-/// One line of results on stdout; a closed pipe is an error to return, not a panic.
-pub(crate) fn out(line: impl std::fmt::Display) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")?;
-    stdout.flush()
-}
 mod staging;
+pub mod state;
 pub mod store;
 mod time;
 mod token_cmd;
+pub mod vacuum;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 pub use size::parse_size;
 
@@ -64,13 +65,29 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage the users who may upload.
     #[command(subcommand)]
-    User(admin::UserCommand),
+    User(admin::users::UserCommand),
     /// Grant or revoke a restricted user's access to a job.
     #[command(subcommand)]
-    Access(admin::AccessCommand),
+    Access(admin::users::AccessCommand),
+    /// List, create and remove jobs.
+    #[command(subcommand)]
+    Job(admin::jobs::JobCommand),
+    /// List and remove builds.
+    #[command(subcommand)]
+    Build(admin::jobs::BuildCommand),
+    /// Drop the files of old builds, keeping their rows and digests (/hash still answers).
+    Vacuum(admin::jobs::VacuumArgs),
     /// Make token keys and mint tokens (what a CI coordinator does).
     #[command(subcommand)]
     Token(token_cmd::TokenCommand),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(clap::Args, Debug)]
@@ -83,13 +100,19 @@ pub struct ServeArgs {
     #[arg(long, env = "UKREPO_MAX_UPLOAD_SIZE", default_value = "4G", value_parser = parse_size)]
     pub max_upload_size: u64,
 
-    /// Failed logins from one address before it gets 429.
+    /// Failed logins from one address (IPv6: one /64) before it gets 429;
+    /// at most this many of its guesses are ever checked per lockout window.
     #[arg(long, env = "UKREPO_MAX_FAILED_LOGINS", default_value_t = 10)]
     pub max_failed_logins: u32,
 
     /// How long an address stays locked out after too many failed logins.
     #[arg(long, env = "UKREPO_LOGIN_LOCKOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     pub login_lockout: Duration,
+
+    /// Password checks that may run at once (each takes 19 MiB); more wait
+    /// up to 5 s, then get 503 [default: the number of CPUs].
+    #[arg(long, env = "UKREPO_PASSWORD_CHECKS")]
+    pub password_checks: Option<usize>,
 
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "UKREPO_TLS_CERT", value_name = "FILE", requires = "tls_key")]
@@ -107,35 +130,98 @@ pub struct ServeArgs {
         value_name = "FILE"
     )]
     pub token_public_keys: Vec<PathBuf>,
+
+    /// Refuse tokens valid for longer than this (exp - iat).
+    #[arg(long, env = "UKREPO_TOKEN_MAX_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub token_max_ttl: Duration,
+
+    /// A connection must send a complete request head within this (also
+    /// before its first byte and between requests), or it is closed.
+    #[arg(long, env = "UKREPO_HEADER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// An upload may pause at most this long between two chunks (408).
+    #[arg(long, env = "UKREPO_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// A response the client stops reading is dropped after this.
+    #[arg(long, env = "UKREPO_SEND_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub send_timeout: Duration,
+
+    /// Open connections at most, in total.
+    #[arg(long, env = "UKREPO_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+
+    /// Open connections at most from one address (IPv6: one /64).
+    #[arg(long, env = "UKREPO_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1_024)]
+    pub max_connections_per_address: usize,
+
+    /// After each upload, keep the files of the newest N builds of its job
+    /// per platform (as `vacuum --keep N --job JOB`).
+    #[arg(long, env = "UKREPO_KEEP_BUILDS", value_name = "N")]
+    pub keep_builds: Option<u32>,
+
+    /// Log format on stderr.
+    #[arg(long, env = "UKREPO_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let d = &args.data_dir;
     match args.command {
         Command::Serve(s) => serve(args.data_dir, s),
-        Command::User(cmd) => admin::user(&args.data_dir, cmd),
-        Command::Access(cmd) => admin::access(&args.data_dir, cmd),
+        Command::User(cmd) => admin::users::user(d, cmd),
+        Command::Access(cmd) => admin::users::access(d, cmd),
+        Command::Job(cmd) => admin::jobs::job(d, cmd),
+        Command::Build(cmd) => admin::jobs::build(d, cmd),
+        Command::Vacuum(a) => admin::jobs::vacuum(d, a),
         Command::Token(cmd) => token_cmd::run(cmd),
     }
 }
 
-fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+/// Logs to stderr: colours only on a terminal, text or JSON lines.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let ansi = std::io::stderr().is_terminal();
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
-    let cfg = app::ServeConfig {
-        data_dir,
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().flatten_event(true).init(),
+    }
+}
+
+fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logs(s.log_format);
+    let defaults = state::ServeConfig::new(data_dir);
+    let cfg = state::ServeConfig {
         max_upload: s.max_upload_size,
         max_failed_logins: s.max_failed_logins,
         login_lockout: s.login_lockout,
         token_public_keys: s.token_public_keys,
-        ..app::ServeConfig::new(PathBuf::new())
+        token_max_ttl: s.token_max_ttl,
+        header_timeout: s.header_timeout,
+        body_idle_timeout: s.body_timeout,
+        send_timeout: s.send_timeout,
+        max_connections: s.max_connections,
+        max_connections_per_address: s.max_connections_per_address,
+        password_checks: s.password_checks.unwrap_or(defaults.password_checks),
+        keep_builds: s.keep_builds,
+        ..defaults
     };
     raise_fd_limit();
     tune_malloc();
-    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    rt.block_on(async {
-        let state = app::AppState::open(&cfg)?;
+    // Blocking work is short (file chunks, queries, password checks, each
+    // bounded by its own limit): a small pool suffices and bounds threads.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()
+        .context("starting the tokio runtime")?;
+    let result = rt.block_on(async {
+        let state = state::AppState::open(&cfg)?;
         let tls = match (&s.tls_cert, &s.tls_key) {
             (Some(c), Some(k)) => Some(listen::tls_acceptor(c, k)?),
             _ => None,
@@ -145,7 +231,7 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding {}", s.listen))?;
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        out(format!("listening on {scheme}://{addr}"))?;
+        uk_cli::out(format!("listening on {scheme}://{addr}"))?;
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "serving");
         match tls {
             Some(t) => app::serve_tls(listener, state, t, shutdown_signal()).await,
@@ -153,32 +239,41 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         .context("serving")?;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Tasks still running (a handshake, a stalled client) are dropped now.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    if result.is_ok() {
+        tracing::info!("stopped");
+    }
+    result
 }
 
-/// Long-polling clients each hold a connection: allow as many open files as
-/// the hard limit permits (the soft default is often 1024).
 /// Memory: a fixed mmap threshold stops glibc from keeping large freed
 /// buffers (file chunks) in its arenas, and two arenas are plenty for our
 /// two kinds of threads.
 fn tune_malloc() {
     #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
+/// Long-polling clients each hold a connection: allow as many open files as
+/// the hard limit permits (the soft default is often 1024).
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let target = lim.maximum.unwrap_or(1 << 20);
+    if lim.current.is_some_and(|c| c < target) {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(target),
+                maximum: lim.maximum,
+            },
+        );
     }
 }
 

@@ -1,31 +1,58 @@
 //! The accept loop: plain TCP or TLS (rustls), HTTP/1.1 and HTTP/2, with the
-//! limits that keep a slow or hostile client from holding a slot forever:
-//! a TLS handshake deadline, a header read timeout, a bounded header buffer
-//! (larger headers get 431). Body reads have their own idle timeout (see
-//! `staging.rs`). Shutdown stops accepting and lets running requests finish.
+//! limits that keep a rude client from holding what others need:
+//! - connections are capped in total and per peer (an IPv4 address or an
+//!   IPv6 /64); beyond a cap a connection is closed at once;
+//! - a connection must send a complete request head within the header
+//!   timeout: from its first byte or before it (plain, h2c, after a TLS
+//!   handshake), and again between requests (keep-alive);
+//! - a response the client stops reading is dropped after the send timeout;
+//! - HTTP/2 peers are pinged and dropped when they stop answering;
+//! - request heads are bounded (431 beyond).
+//!
+//! A watchdog per connection enforces the timeouts; it sleeps until the
+//! next deadline, so idle connections cost no CPU. Shutdown stops
+//! accepting, lets running requests finish for a few seconds, then closes.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// A TLS client must finish its handshake within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::access_log::Logged;
+use crate::metrics::{Metrics, inc};
+use crate::net::ConnTable;
+
 /// Largest request head hyper buffers (headers beyond it get 431).
 const MAX_HEADER_BUF: usize = 64 * 1024;
 /// How long running requests may take to finish at shutdown.
-const DRAIN: Duration = Duration::from_secs(30);
+const DRAIN: Duration = Duration::from_secs(3);
+/// HTTP/2: ping an idle peer this often, drop it if a ping goes unanswered this long.
+const H2_PING: Duration = Duration::from_secs(20);
+const H2_MAX_STREAMS: u32 = 128;
+
+/// The limits of every connection.
+#[derive(Clone)]
+pub struct ConnLimits {
+    pub header_timeout: Duration,
+    pub send_timeout: Duration,
+    pub conns: Arc<ConnTable>,
+    pub metrics: Arc<Metrics>,
+}
 
 /// Loads a certificate chain and its private key (PEM) for `serve --tls-cert/--tls-key`.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
@@ -56,8 +83,138 @@ fn builder(header_timeout: Duration) -> Builder<TokioExecutor> {
         .max_buf_size(MAX_HEADER_BUF);
     b.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BUF as u32);
+        .max_header_list_size(MAX_HEADER_BUF as u32)
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .keep_alive_interval(Some(H2_PING))
+        .keep_alive_timeout(H2_PING);
     b
+}
+
+/// Milliseconds since the first call: a clock atomics can hold.
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+fn instant_at(ms: u64) -> tokio::time::Instant {
+    let now = now_ms();
+    tokio::time::Instant::now() + Duration::from_millis(ms.saturating_sub(now))
+}
+
+/// What a connection is doing, as its watchdog sees it.
+struct Activity {
+    /// Requests whose response has not been fully sent.
+    inflight: AtomicUsize,
+    /// When the connection opened or its last response ended.
+    idle_since: AtomicU64,
+    /// 1 + when a write began to wait for the client; 0 when none waits.
+    blocked_since: AtomicU64,
+}
+
+/// Counts a request while its response is being produced and sent.
+pub struct Inflight(Arc<Activity>);
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.idle_since.store(now_ms(), Ordering::Relaxed);
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The socket, noting when writes wait for a client that does not read.
+struct Watched<S> {
+    inner: S,
+    act: Arc<Activity>,
+}
+
+impl<S> Watched<S> {
+    fn note<T>(&self, r: &Poll<T>) {
+        match r {
+            Poll::Pending => {
+                let _ = self
+                    .act
+                    .blocked_since
+                    .compare_exchange(0, now_ms() + 1, Ordering::Relaxed, Ordering::Relaxed);
+            }
+            Poll::Ready(_) => self.act.blocked_since.store(0, Ordering::Relaxed),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(&r);
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(&r);
+        r
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Why a watchdog closed a connection.
+enum Closed {
+    /// No complete request head within the header timeout.
+    Idle,
+    /// The client stopped reading a response.
+    Stalled,
+}
+
+/// Resolves when the connection must be closed; sleeps until the next deadline.
+async fn watchdog(act: &Activity, header: Duration, send: Duration) -> Closed {
+    let (header, send) = (header.as_millis() as u64, send.as_millis() as u64);
+    loop {
+        let now = now_ms();
+        let blocked = act.blocked_since.load(Ordering::Relaxed);
+        if blocked != 0 && now + 1 >= blocked + send {
+            return Closed::Stalled;
+        }
+        let idle_since = act.idle_since.load(Ordering::Relaxed);
+        let busy = act.inflight.load(Ordering::Relaxed) > 0;
+        if !busy && now >= idle_since + header {
+            return Closed::Idle;
+        }
+        let mut next = if busy {
+            now + header.min(send)
+        } else {
+            idle_since + header
+        };
+        if blocked != 0 {
+            next = next.min(blocked - 1 + send);
+        }
+        tokio::time::sleep_until(instant_at(next.max(now + 1))).await;
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.
@@ -65,10 +222,10 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<TlsAcceptor>,
-    header_timeout: Duration,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let builder = Arc::new(builder(header_timeout));
+    let builder = Arc::new(builder(limits.header_timeout));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -84,48 +241,111 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let Some(slot) = limits.conns.open(peer.ip()) else {
+            inc(&limits.metrics.connections_refused);
+            if tls.is_none() {
+                // Best effort, never waits: a client learns why.
+                let _ = stream.try_write(
+                    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+            continue;
+        };
+        inc(&limits.metrics.connections_accepted);
         let _ = stream.set_nodelay(true);
-        let svc = app
-            .clone()
-            .map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                req.map(axum::body::Body::new)
-            });
-        let svc = hyper_util::service::TowerToHyperService::new(svc);
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        match tls.clone() {
-            None => {
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = watcher.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, "connection ended: {e}");
+        let act = Arc::new(Activity {
+            inflight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(now_ms()),
+            blocked_since: AtomicU64::new(0),
+        });
+        let io = Watched {
+            inner: stream,
+            act: act.clone(),
+        };
+        let (app, builder, watcher, tls, limits) = (
+            app.clone(),
+            builder.clone(),
+            graceful.watcher(),
+            tls.clone(),
+            limits.clone(),
+        );
+        tokio::spawn(async move {
+            let _slot = slot;
+            let conn = connection(
+                io,
+                peer,
+                app,
+                builder,
+                watcher,
+                tls,
+                act.clone(),
+                limits.metrics.clone(),
+            );
+            tokio::select! {
+                () = conn => {}
+                why = watchdog(&act, limits.header_timeout, limits.send_timeout) => match why {
+                    Closed::Idle => {
+                        inc(&limits.metrics.connections_closed_idle);
+                        tracing::debug!(%peer, "closed: no complete request within the header timeout");
                     }
-                });
-            }
-            Some(acceptor) => {
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    };
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, "connection ended: {e}");
+                    Closed::Stalled => {
+                        inc(&limits.metrics.connections_closed_stalled);
+                        tracing::info!(%peer, "closed: the client stopped reading the response");
                     }
-                });
+                },
             }
-        }
+        });
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("some connections were still busy after {DRAIN:?}; closing them");
     }
     Ok(())
+}
+
+/// One connection: the TLS handshake if any, then HTTP until it ends.
+async fn connection<S>(
+    io: Watched<S>,
+    peer: SocketAddr,
+    app: Router,
+    builder: Arc<Builder<TokioExecutor>>,
+    watcher: Watcher,
+    tls: Option<TlsAcceptor>,
+    act: Arc<Activity>,
+    metrics: Arc<Metrics>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = tower::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
+        act.inflight.fetch_add(1, Ordering::Relaxed);
+        inc(&metrics.requests);
+        let guard = Inflight(act.clone());
+        let mut req = req.map(axum::body::Body::new);
+        crate::http::tolerate_trailing_slash(&mut req);
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        let logged = Logged::start(&req, peer);
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+            Ok::<_, std::convert::Infallible>(logged.finish(resp, guard))
+        }
+    });
+    let svc = hyper_util::service::TowerToHyperService::new(svc);
+    let result = match tls {
+        None => {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+            watcher.watch(conn.into_owned()).await
+        }
+        Some(acceptor) => {
+            let tls = match acceptor.accept(io).await {
+                Ok(s) => s,
+                Err(e) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+            watcher.watch(conn.into_owned()).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
 }

@@ -1,73 +1,93 @@
 //! Streams a request body into a staging file of the store without holding
-//! it in memory: chunks travel over a bounded channel to a blocking thread
-//! that writes and hashes them, so hashing never stalls the async runtime and
-//! a slow disk pushes back on the client. The size limit is enforced as bytes
-//! arrive. Dropping a [`Stager`] without [`Stager::finish`] discards the file.
+//! it in memory and without pinning a thread: chunks are gathered into
+//! batches, and each batch is written and hashed by a short task on the
+//! blocking pool while the next batch is received, so receiving overlaps
+//! writing and hashing, and a slow disk pushes back on the client (at most
+//! one batch in flight and one gathering). A client that pauses holds no
+//! thread. The size limit is enforced as bytes arrive. Dropping a
+//! [`Stager`] without [`Stager::finish`] discards the file.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use std::io::Write;
-use tokio::sync::mpsc;
-use uk_digest::Staged;
+use tokio::task::JoinHandle;
+use uk_digest::{AtomicFile, Staged};
 
 use crate::error::ApiError;
 use crate::store::ArtifactStore;
 
-enum Msg {
-    Data(Bytes),
-    Done,
-}
+/// Bytes gathered before they are handed to the disk.
+const BATCH: usize = 512 * 1024;
 
 pub struct Stager {
-    tx: mpsc::Sender<Msg>,
-    task: tokio::task::JoinHandle<std::io::Result<Option<Staged>>>,
+    /// The file, when no write is in flight.
+    file: Option<AtomicFile>,
+    /// The write in flight; it hands the file back.
+    writing: Option<JoinHandle<std::io::Result<AtomicFile>>>,
+    gathered: Vec<Bytes>,
+    gathered_len: usize,
+}
+
+fn write_all(file: &mut AtomicFile, batch: &[Bytes]) -> std::io::Result<()> {
+    batch.iter().try_for_each(|b| file.write_all(b))
 }
 
 impl Stager {
     pub fn new(store: &Arc<dyn ArtifactStore>) -> Result<Stager, ApiError> {
-        let mut file = store
+        let file = store
             .begin()
             .map_err(|e| ApiError::from_io(e, "creating a staging file"))?;
-        let (tx, mut rx) = mpsc::channel::<Msg>(8);
-        let task = tokio::task::spawn_blocking(move || {
-            while let Some(msg) = rx.blocking_recv() {
-                match msg {
-                    Msg::Data(b) => file.write_all(&b)?,
-                    Msg::Done => return file.finish().map(Some),
-                }
-            }
-            // The sender went away without Done: the upload was abandoned.
-            Ok(None)
-        });
-        Ok(Stager { tx, task })
+        Ok(Stager {
+            file: Some(file),
+            writing: None,
+            gathered: Vec::new(),
+            gathered_len: 0,
+        })
+    }
+
+    /// The file, once the write in flight (if any) is done.
+    async fn file(&mut self) -> Result<AtomicFile, ApiError> {
+        if let Some(w) = self.writing.take() {
+            let file = w
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?
+                .map_err(|e| ApiError::from_io(e, "writing a staging file"))?;
+            self.file = Some(file);
+        }
+        self.file
+            .take()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the staging file was lost after an error")))
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), ApiError> {
-        if self.tx.send(Msg::Data(chunk)).await.is_err() {
-            // The writer stopped: its error says why.
-            let (tx, _) = mpsc::channel(1);
-            let tx = std::mem::replace(&mut self.tx, tx);
-            drop(tx);
-            return match (&mut self.task).await {
-                Ok(Err(e)) => Err(ApiError::from_io(e, "writing a staging file")),
-                _ => Err(ApiError::Internal(anyhow::anyhow!("staging writer stopped"))),
-            };
+        self.gathered_len += chunk.len();
+        self.gathered.push(chunk);
+        if self.gathered_len >= BATCH {
+            let mut file = self.file().await?;
+            let batch = std::mem::take(&mut self.gathered);
+            self.gathered_len = 0;
+            self.writing = Some(tokio::task::spawn_blocking(move || {
+                write_all(&mut file, &batch)?;
+                Ok(file)
+            }));
         }
         Ok(())
     }
 
-    /// fsyncs and returns the staged file with its digest and size.
-    pub async fn finish(self) -> Result<Staged, ApiError> {
-        let _ = self.tx.send(Msg::Done).await;
-        drop(self.tx);
-        match self.task.await {
-            Ok(Ok(Some(staged))) => Ok(staged),
-            Ok(Ok(None)) => Err(ApiError::Internal(anyhow::anyhow!("staging writer ended early"))),
-            Ok(Err(e)) => Err(ApiError::from_io(e, "writing a staging file")),
-            Err(e) => Err(ApiError::Internal(e.into())),
-        }
+    /// Writes what is left, fsyncs, and returns the staged file with its
+    /// digest and size.
+    pub async fn finish(mut self) -> Result<Staged, ApiError> {
+        let mut file = self.file().await?;
+        let batch = std::mem::take(&mut self.gathered);
+        tokio::task::spawn_blocking(move || {
+            write_all(&mut file, &batch)?;
+            file.finish()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::from_io(e, "writing a staging file"))
     }
 }
 

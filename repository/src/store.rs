@@ -27,48 +27,55 @@ const SMALL: u64 = 64 * 1024;
 /// chunks go back to the system and many parallel downloads stay cheap.
 const CHUNK: usize = 64 * 1024;
 
-/// Streams `len` bytes of `file` from a blocking thread, two chunks ahead of
-/// the client at most.
-fn stream_file(mut file: fs::File, len: u64) -> BoxStream<'static, io::Result<Bytes>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(2);
-    tokio::task::spawn_blocking(move || {
-        let mut left = len;
-        while left > 0 {
-            let n = CHUNK.min(left as usize);
-            // read_to_end fills spare capacity without zeroing it first (a
-            // memset of every chunk was 8% of the server's time per download).
-            let mut buf = Vec::with_capacity(n);
-            let r = match (&mut file).take(n as u64).read_to_end(&mut buf) {
-                Ok(got) if got == n => Ok(Bytes::from(buf)),
-                Ok(_) => Err(io::Error::new(
+/// Streams `len` bytes of `file` from its current position. Each chunk is
+/// read by a short task on the blocking pool only when the client has taken
+/// the previous one, so a slow reader holds no thread.
+fn stream_file(file: fs::File, len: u64) -> BoxStream<'static, io::Result<Bytes>> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::from_std(file);
+    futures_util::stream::try_unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let n = CHUNK.min(left as usize);
+        let mut buf = bytes::BytesMut::with_capacity(n);
+        while buf.len() < n {
+            let want = (n - buf.len()) as u64;
+            if (&mut file).take(want).read_buf(&mut buf).await? == 0 {
+                return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "stored artifact is shorter than recorded",
-                )),
-                Err(e) => Err(e),
-            };
-            let failed = r.is_err();
-            if tx.blocking_send(r).is_err() || failed {
-                return;
+                ));
             }
-            left -= n as u64;
         }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+        Ok(Some((buf.freeze(), (file, left - n as u64))))
+    })
+    .boxed()
 }
 
-/// Where artifact bytes live.
+/// Where artifact bytes live. Methods block (call them off the async
+/// runtime, except `get`, which only opens); the bytes of `get` stream.
 pub trait ArtifactStore: Send + Sync + 'static {
     /// A new staging file; write the bytes, then [`AtomicFile::finish`].
     fn begin(&self) -> io::Result<AtomicFile>;
-    /// Stores a verified staged file under its digest (nothing to do if an
-    /// identical artifact is already stored: the staged copy is dropped).
-    fn put(&self, staged: Staged) -> io::Result<()>;
+    /// Stores a verified staged file under its digest; `true` when it was
+    /// not stored yet. An identical stored artifact is kept (the staged copy
+    /// is dropped) and counts as new again for the blob collector's grace
+    /// period, so a collector never takes it from under a commit.
+    fn put(&self, staged: Staged) -> io::Result<bool>;
     /// The bytes `[start, start+len)` of an artifact, or all of it.
     fn get(&self, sha: &Sha256, range: Option<(u64, u64)>) -> io::Result<Option<ArtifactBody>>;
     fn exists(&self, sha: &Sha256) -> io::Result<bool>;
     fn delete(&self, sha: &Sha256) -> io::Result<()>;
+    /// Every stored digest with the time it was last stored (for the
+    /// collector of unreferenced blobs).
+    fn list(&self) -> io::Result<Vec<(Sha256, std::time::SystemTime)>>;
+    /// Bytes stored (for reports of what vacuum freed).
+    fn size_of(&self, sha: &Sha256) -> io::Result<Option<u64>>;
     /// Removes staging debris left by a crash; returns how many files.
     fn clean_staging(&self) -> io::Result<usize>;
+    /// Does the store answer? (`GET /healthz`)
+    fn check(&self) -> io::Result<()>;
 }
 
 /// The embedded default: files under the data directory.
@@ -99,17 +106,31 @@ impl ArtifactStore for LocalStore {
         AtomicFile::new_in(&self.staging, "upload")
     }
 
-    fn put(&self, staged: Staged) -> io::Result<()> {
+    fn put(&self, staged: Staged) -> io::Result<bool> {
         let dest = self.path_of(&staged.sha256);
         if dest.exists() {
-            return Ok(());
+            // Refresh its age (see the trait); the contents never change.
+            fs::File::options()
+                .write(true)
+                .open(&dest)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+                .or_else(|e| {
+                    // Read-only artifacts: touching the time needs write access.
+                    if e.kind() == io::ErrorKind::PermissionDenied {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })?;
+            return Ok(false);
         }
         let dir = dest.parent().expect("artifact paths have a parent");
         if !dir.exists() {
             fs::create_dir_all(dir)?;
             fsync_dir(&self.artifacts)?;
         }
-        staged.persist(&dest)
+        staged.persist(&dest)?;
+        Ok(true)
     }
 
     fn get(&self, sha: &Sha256, range: Option<(u64, u64)>) -> io::Result<Option<ArtifactBody>> {
@@ -149,6 +170,36 @@ impl ArtifactStore for LocalStore {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    fn list(&self) -> io::Result<Vec<(Sha256, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for dir in fs::read_dir(&self.artifacts)? {
+            let dir = dir?;
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(dir.path())? {
+                let f = f?;
+                let Some(sha) = f.file_name().to_str().and_then(|n| n.parse::<Sha256>().ok()) else {
+                    continue;
+                };
+                out.push((sha, f.metadata()?.modified()?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn size_of(&self, sha: &Sha256) -> io::Result<Option<u64>> {
+        match fs::metadata(self.path_of(sha)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check(&self) -> io::Result<()> {
+        fs::metadata(&self.artifacts).map(|_| ())
     }
 
     fn clean_staging(&self) -> io::Result<usize> {

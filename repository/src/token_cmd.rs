@@ -85,7 +85,7 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(&key).with_context(|| format!("reading {:?}", key.display()))?;
             let sk = SecretKey::from_text(&text).with_context(|| format!("the secret key {:?}", key.display()))?;
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-            crate::out(sk.mint(&Claims {
+            uk_cli::out(sk.mint(&Claims {
                 job,
                 scope,
                 iat: now,

@@ -84,13 +84,13 @@ pub fn script(name: &str) -> assert_cmd::Command {
     c
 }
 
-/// `unikernel-repo user add NAME --unrestricted` on `data`, password on stdin.
+/// `unikernel-repo user add NAME --unrestricted --create-jobs` on `data`, password on stdin.
 pub fn add_user_cli(data: &std::path::Path, name: &str, password: &str) {
     use std::io::Write;
     let mut add = std::process::Command::new(bin("unikernel-repo"))
         .arg("--data-dir")
         .arg(data)
-        .args(["user", "add", name, "--unrestricted"])
+        .args(["user", "add", name, "--unrestricted", "--create-jobs"])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -105,11 +105,17 @@ pub fn add_user_cli(data: &std::path::Path, name: &str, password: &str) {
 
 /// The server as a child process on 127.0.0.1:0; returns it and the URL it printed.
 pub fn spawn_server(data: &std::path::Path) -> (std::process::Child, String) {
+    spawn_server_with(data, &[])
+}
+
+/// As [`spawn_server`], with extra `serve` flags.
+pub fn spawn_server_with(data: &std::path::Path, flags: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(bin("unikernel-repo"))
         .arg("--data-dir")
         .arg(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

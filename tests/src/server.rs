@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use unikernel_repo::app::{AppState, ServeConfig};
 use unikernel_repo::auth::password;
-use unikernel_repo::db::{self, users};
+use unikernel_repo::db::{self, jobs, users};
+use unikernel_repo::state::{AppState, ServeConfig};
 
 pub struct Server {
     pub url: String,
@@ -122,14 +122,35 @@ impl Server {
         self.url.trim_start_matches("http://").trim_start_matches("https://")
     }
 
+    /// A user; an unrestricted one may also create jobs (most tests upload
+    /// to new jobs), a restricted one only uploads where granted.
     pub fn add_user(&self, name: &str, pw: &str, unrestricted: bool) {
-        let conn = db::open(&db::db_path(self.data.path())).unwrap();
-        users::add(&conn, name, &password::hash(pw).unwrap(), unrestricted).unwrap();
+        self.add_user_with(
+            name,
+            pw,
+            users::Rights {
+                unrestricted,
+                create_jobs: unrestricted,
+            },
+        );
     }
 
+    pub fn add_user_with(&self, name: &str, pw: &str, rights: users::Rights) {
+        let conn = db::open(&db::db_path(self.data.path())).unwrap();
+        users::add(&conn, name, &password::hash(pw).unwrap(), rights).unwrap();
+    }
+
+    /// Creates `job` (as `unikernel-repo job add`) unless it exists.
+    pub fn add_job(&self, job: &str) {
+        let conn = db::open(&db::db_path(self.data.path())).unwrap();
+        let _ = jobs::add(&conn, &job.parse().unwrap());
+    }
+
+    /// Grants `job` (created if new) to user `name`.
     pub fn grant(&self, name: &str, job: &str) {
+        self.add_job(job);
         let mut conn = db::open(&db::db_path(self.data.path())).unwrap();
-        users::grant(&mut conn, name, &job.parse().unwrap()).unwrap();
+        users::grant(&mut conn, name, &job.parse().unwrap(), false).unwrap();
     }
 
     pub fn artifacts_dir(&self) -> PathBuf {

@@ -108,8 +108,8 @@ fn forty_odd_hostile_requests_change_nothing() {
             400,
         ),
         (
-            "binary_name missing",
-            post("/job/web/platform/p/upload", &auth, "", b"x"),
+            "binary_name with a slash",
+            post("/job/web/platform/p/upload?binary_name=a%2Fb", &auth, "", b"x"),
             400,
         ),
     ];

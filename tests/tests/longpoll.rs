@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use ukrepo_tests::bins::{add_user_cli, spawn_server, wait_for};
+use ukrepo_tests::bins::{add_user_cli, spawn_server, spawn_server_with, wait_for};
 use ukrepo_tests::server::*;
 
 fn waiters(url: &str) -> usize {
@@ -100,7 +100,8 @@ fn two_thousand_idle_waiters_cost_under_50_mib_and_one_upload_wakes_them_all() {
     raise_fd_limit();
     let data = tempfile::tempdir().unwrap();
     add_user_cli(data.path(), "ci", "pw");
-    let (mut server, url) = spawn_server(data.path());
+    // All waiters come from 127.0.0.1: allow them (the default is 1024 per address).
+    let (mut server, url) = spawn_server_with(data.path(), &["--max-connections-per-address", "4096"]);
     let addr = url.trim_start_matches("http://").to_owned();
     let auth = basic("ci", "pw");
     let v1 = upload_raw(&url, "many", "x.hvt", b"v1", Some(&auth), &[]).json();

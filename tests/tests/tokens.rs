@@ -47,6 +47,9 @@ fn token_matrix() {
         c.token_public_keys = vec![p1.clone(), p2.clone()];
         c.max_failed_logins = 1000;
     });
+    // Tokens upload to jobs that exist (made by `job add`).
+    s.add_job("web");
+    s.add_job("other");
     let n = std::cell::Cell::new(0);
     let up = |job: &str, token: &str| {
         n.set(n.get() + 1);
@@ -162,6 +165,7 @@ fn upload_tool_sends_tokens_from_the_environment_or_a_file() {
     let d = tempfile::tempdir().unwrap();
     let (k, p) = keygen(d.path(), "ci");
     let s = start_with(|c| c.token_public_keys = vec![p.clone()]);
+    s.add_job("web");
     let img = d.path().join("web.hvt");
     std::fs::write(&img, b"image").unwrap();
     let t = mint(&k, "web", "upload", "5m");

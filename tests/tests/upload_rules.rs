@@ -22,6 +22,15 @@ fn auth_matrix() {
         upload_raw(&s.url, "granted", "x", &img, Some(&basic("nobody", "x")), &[]).status,
         401
     );
+    // A job that does not exist: 404, naming the command that creates it.
+    let r = upload_raw(&s.url, "other", "x", &img, Some(&basic("alice", "alice-pw")), &[]);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("job add other"),
+        "{}",
+        r.text()
+    );
+    s.add_job("other");
     let r = upload_raw(&s.url, "other", "x", &img, Some(&basic("alice", "alice-pw")), &[]);
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains("\"other\""));
@@ -35,7 +44,11 @@ fn auth_matrix() {
     );
     assert_eq!(get_json(&format!("{}/job/brand-new", s.url)).status, 200);
     assert_eq!(
-        get_json(&format!("{}/job/other", s.url)).status,
+        upload_raw(&s.url, "never", "x", &img, Some(&basic("alice", "alice-pw")), &[]).status,
+        404
+    );
+    assert_eq!(
+        get_json(&format!("{}/job/never", s.url)).status,
         404,
         "a refused upload creates nothing"
     );

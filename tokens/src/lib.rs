@@ -14,8 +14,11 @@
 //!             bytes "ukrepo.v1." followed by <payload>
 //! ```
 //!
-//! Key files hold one line: the standard base64 of the 32-byte Ed25519 seed
-//! (secret key) or of the 32-byte public key.
+//! Key files say what they are in a first comment line
+//! (`# ukrepo token secret key` or `# ukrepo token public key`), then hold
+//! one line: the standard base64 of the 32-byte Ed25519 seed (secret key) or
+//! of the 32-byte public key. A file of the wrong kind is refused; a file
+//! without the comment line is read as the kind asked for.
 
 use std::fmt;
 use std::str::FromStr;
@@ -79,6 +82,10 @@ pub enum TokenError {
     Expired { exp: u64, now: u64 },
     #[error("the token was issued in the future ({iat}, now {now})")]
     NotYetValid { iat: u64, now: u64 },
+    #[error("the token was issued ({iat}) after it expires ({exp})")]
+    IssuedAfterExpiry { iat: u64, exp: u64 },
+    #[error("the token is valid for {lifetime} s, longer than the {max} s this repository accepts")]
+    LifetimeTooLong { lifetime: u64, max: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +94,37 @@ pub enum KeyError {
     Format,
     #[error("the public key is not a valid Ed25519 point")]
     Point,
+    #[error("this is a token {found} key, but a {wanted} key is needed here{hint}")]
+    WrongKind {
+        found: &'static str,
+        wanted: &'static str,
+        hint: &'static str,
+    },
 }
 
-fn decode_key(text: &str) -> Result<[u8; 32], KeyError> {
+const SECRET_HEADER: &str = "# ukrepo token secret key";
+const PUBLIC_HEADER: &str = "# ukrepo token public key";
+
+fn decode_key(text: &str, wanted: &'static str) -> Result<[u8; 32], KeyError> {
+    let found = text.lines().map(str::trim).find_map(|l| {
+        if l.starts_with(SECRET_HEADER) {
+            Some("secret")
+        } else if l.starts_with(PUBLIC_HEADER) {
+            Some("public")
+        } else {
+            None
+        }
+    });
+    if let Some(found) = found
+        && found != wanted
+    {
+        let hint = if found == "secret" {
+            " (the secret key mints tokens and stays with the CI coordinator; give the repository the public key)"
+        } else {
+            " (a public key only verifies tokens; minting needs the secret key)"
+        };
+        return Err(KeyError::WrongKind { found, wanted, hint });
+    }
     let line = text
         .lines()
         .map(str::trim)
@@ -117,11 +152,14 @@ impl SecretKey {
     }
 
     pub fn from_text(text: &str) -> Result<SecretKey, KeyError> {
-        Ok(SecretKey(SigningKey::from_bytes(&decode_key(text)?)))
+        Ok(SecretKey(SigningKey::from_bytes(&decode_key(text, "secret")?)))
     }
 
     pub fn to_text(&self) -> String {
-        format!("{}\n", STANDARD.encode(self.0.to_bytes()))
+        format!(
+            "{SECRET_HEADER} (Ed25519 seed): mints tokens; keep it on the CI coordinator\n{}\n",
+            STANDARD.encode(self.0.to_bytes())
+        )
     }
 
     pub fn public(&self) -> PublicKey {
@@ -139,20 +177,24 @@ impl SecretKey {
 
 impl PublicKey {
     pub fn from_text(text: &str) -> Result<PublicKey, KeyError> {
-        VerifyingKey::from_bytes(&decode_key(text)?)
+        VerifyingKey::from_bytes(&decode_key(text, "public")?)
             .map(PublicKey)
             .map_err(|_| KeyError::Point)
     }
 
     pub fn to_text(&self) -> String {
-        format!("{}\n", STANDARD.encode(self.0.to_bytes()))
+        format!(
+            "{PUBLIC_HEADER} (Ed25519): verifies tokens; for unikernel-repo serve --token-public-key\n{}\n",
+            STANDARD.encode(self.0.to_bytes())
+        )
     }
 }
 
-/// Checks a token's form, signature (against any of `keys`) and validity at
-/// `now` (Unix seconds). Whether its job and scope fit the request is the
-/// caller's decision.
-pub fn verify(token: &str, keys: &[PublicKey], now: u64) -> Result<Claims, TokenError> {
+/// Checks a token's form, signature (against any of `keys`), validity at
+/// `now` (Unix seconds) and lifetime (`exp - iat`, at most `max_lifetime`
+/// seconds; `iat` after `exp` is refused). Whether its job and scope fit
+/// the request is the caller's decision.
+pub fn verify(token: &str, keys: &[PublicKey], now: u64, max_lifetime: u64) -> Result<Claims, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed("too long"));
     }
@@ -175,6 +217,21 @@ pub fn verify(token: &str, keys: &[PublicKey], now: u64) -> Result<Claims, Token
         .map_err(|_| TokenError::Malformed("the payload is not base64url"))?;
     let claims: Claims =
         serde_json::from_slice(&json).map_err(|_| TokenError::Malformed("the payload is not the expected JSON"))?;
+    if now > claims.exp.saturating_add(CLOCK_SKEW_SECS) {
+        return Err(TokenError::Expired { exp: claims.exp, now });
+    }
+    if claims.iat > claims.exp {
+        return Err(TokenError::IssuedAfterExpiry {
+            iat: claims.iat,
+            exp: claims.exp,
+        });
+    }
+    if claims.exp - claims.iat > max_lifetime {
+        return Err(TokenError::LifetimeTooLong {
+            lifetime: claims.exp - claims.iat,
+            max: max_lifetime,
+        });
+    }
     if now > claims.exp.saturating_add(CLOCK_SKEW_SECS) {
         return Err(TokenError::Expired { exp: claims.exp, now });
     }
@@ -204,7 +261,7 @@ mod tests {
         let pk = PublicKey::from_text(&sk.public().to_text()).unwrap();
         let t = sk2.mint(&claims(2000));
         assert!(t.starts_with("ukrepo.v1."));
-        assert_eq!(verify(&t, &[pk], 1500), Ok(claims(2000)));
+        assert_eq!(verify(&t, &[pk], 1500, 3600), Ok(claims(2000)));
     }
 
     #[test]
@@ -213,24 +270,24 @@ mod tests {
         let pk = sk.public();
         let t = sk.mint(&claims(2000));
         assert_eq!(
-            verify(&t, std::slice::from_ref(&pk), 2000 + CLOCK_SKEW_SECS),
+            verify(&t, std::slice::from_ref(&pk), 2000 + CLOCK_SKEW_SECS, 3600),
             Ok(claims(2000))
         );
         assert!(matches!(
-            verify(&t, std::slice::from_ref(&pk), 2001 + CLOCK_SKEW_SECS),
+            verify(&t, std::slice::from_ref(&pk), 2001 + CLOCK_SKEW_SECS, 3600),
             Err(TokenError::Expired { .. })
         ));
         assert!(matches!(
-            verify(&t, std::slice::from_ref(&pk), 1000 - CLOCK_SKEW_SECS - 1),
+            verify(&t, std::slice::from_ref(&pk), 1000 - CLOCK_SKEW_SECS - 1, 3600),
             Err(TokenError::NotYetValid { .. })
         ));
         let other = SecretKey::generate().public();
         assert_eq!(
-            verify(&t, std::slice::from_ref(&other), 1500),
+            verify(&t, std::slice::from_ref(&other), 1500, 3600),
             Err(TokenError::BadSignature)
         );
         assert_eq!(
-            verify(&t, &[other, pk.clone()], 1500),
+            verify(&t, &[other, pk.clone()], 1500, 3600),
             Ok(claims(2000)),
             "any accepted key"
         );
@@ -239,7 +296,7 @@ mod tests {
         let forged = URL_SAFE_NO_PAD.encode(br#"{"job":"prod","scope":"upload","iat":1000,"exp":2000}"#);
         let tampered = format!("ukrepo.v1.{forged}.{}", parts[3]);
         assert_eq!(
-            verify(&tampered, std::slice::from_ref(&pk), 1500),
+            verify(&tampered, std::slice::from_ref(&pk), 1500, 3600),
             Err(TokenError::BadSignature)
         );
         for bad in [
@@ -252,7 +309,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    verify(bad, std::slice::from_ref(&pk), 1500),
+                    verify(bad, std::slice::from_ref(&pk), 1500, 3600),
                     Err(TokenError::Malformed(_))
                 ),
                 "{bad:?}"
@@ -260,11 +317,46 @@ mod tests {
         }
     }
 
+    #[test]
+    fn lifetime_is_bounded_and_iat_after_exp_refused() {
+        let sk = SecretKey::generate();
+        let pk = [sk.public()];
+        let forever = Claims {
+            exp: u64::MAX,
+            ..claims(2000)
+        };
+        assert!(matches!(
+            verify(&sk.mint(&forever), &pk, 1500, 3600),
+            Err(TokenError::LifetimeTooLong { .. })
+        ));
+        let backwards = Claims {
+            iat: 1800,
+            ..claims(1700)
+        };
+        assert!(matches!(
+            verify(&sk.mint(&backwards), &pk, 1750, 3600),
+            Err(TokenError::IssuedAfterExpiry { .. })
+        ));
+        assert_eq!(verify(&sk.mint(&claims(4600)), &pk, 1500, 3600), Ok(claims(4600)));
+    }
+
+    #[test]
+    fn key_files_say_what_they_are() {
+        let sk = SecretKey::generate();
+        let err = PublicKey::from_text(&sk.to_text()).unwrap_err();
+        assert!(err.to_string().contains("secret key"), "{err}");
+        let err = SecretKey::from_text(&sk.public().to_text()).err().unwrap();
+        assert!(err.to_string().contains("public key"), "{err}");
+        // A bare base64 line (no comment) is read as the kind asked for.
+        let bare = sk.public().to_text().lines().nth(1).unwrap().to_owned();
+        assert!(PublicKey::from_text(&bare).is_ok());
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_strings_never_verify_or_panic(s in "\\PC{0,300}") {
             let pk = SecretKey::generate().public();
-            proptest::prop_assert!(verify(&s, &[pk], 1500).is_err());
+            proptest::prop_assert!(verify(&s, &[pk], 1500, 3600).is_err());
         }
 
         #[test]
@@ -275,7 +367,7 @@ mod tests {
             let i = i % b.len();
             b[i] ^= 1 << bit;
             if let Ok(s) = String::from_utf8(b) && s != t {
-                proptest::prop_assert!(verify(&s, &[sk.public()], 1500).is_err());
+                proptest::prop_assert!(verify(&s, &[sk.public()], 1500, 3600).is_err());
             }
         }
     }

@@ -14,8 +14,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use uk_cli::{exit, progress};
 use uk_client::retry::{Attempt, with_retries};
-use uk_client::{Client, ClientError, ConnectArgs, exit, progress};
+use uk_client::{Client, ClientError, ConnectArgs};
 use uk_digest::{Sha256, content_digest_header};
 use uk_names::{ArtifactPath, BinaryName, HostName, JobName, PlatformName};
 use uk_wire::BuildJson;

@@ -4,5 +4,5 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = upload::Args::parse();
-    uk_client::exit::main_with("upload", || upload::run(args))
+    uk_cli::exit::main_with("upload", || upload::run(args))
 }

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use uk_client::{Client, exit};
+use uk_cli::exit;
+use uk_client::Client;
 use uk_names::HostName;
 use uk_wire::{BuildJson, DeployResult, DeploymentJson, DeploymentsJson};
 

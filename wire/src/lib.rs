@@ -67,28 +67,35 @@ pub struct JobJson {
     pub builds: Vec<JobBuildJson>,
 }
 
-/// The latest build in `GET /` rows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The latest build in `GET /` rows: builder-web's `uuid`, `solo5_manifest`
+/// and `solo5_abi` (what mollymawk reads), plus ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatestJson {
     pub uuid: BuildId,
+    pub solo5_manifest: Option<serde_json::Value>,
+    pub solo5_abi: Option<serde_json::Value>,
     pub platform: PlatformName,
     pub finish_time: String,
     pub main_binary: Option<JobFileJson>,
 }
 
-/// One row of `GET /`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One row of `GET /` and `GET /all-builds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSummaryJson {
     pub name: JobName,
-    pub synopsis: Option<String>,
+    /// Always a string (empty when unknown): mollymawk drops the whole list
+    /// when one job's synopsis is `null`.
+    pub synopsis: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub latest: Option<LatestJson>,
 }
 
-/// `GET /`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /` and `GET /all-builds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobsJson {
     pub jobs: Vec<JobSummaryJson>,
+    /// The same jobs by section (builder-web's; ours are all "Uncategorized").
+    pub jobs_by_section: std::collections::BTreeMap<String, Vec<JobSummaryJson>>,
 }
 
 /// Every error body.

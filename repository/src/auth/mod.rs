@@ -8,6 +8,7 @@ mod limiter;
 pub mod password;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
@@ -18,6 +19,7 @@ use uk_tokens::{PublicKey, Scope};
 
 use crate::db::{self, Db};
 use crate::error::ApiError;
+use crate::metrics::{Metrics, inc};
 pub use limiter::LoginLimiter;
 
 /// An authenticated caller.
@@ -27,13 +29,11 @@ pub enum Principal {
         id: i64,
         name: String,
         unrestricted: bool,
+        /// May upload to a job that does not exist yet (creating it).
+        create_jobs: bool,
     },
     /// A verified bearer token: one job, one action.
-    Token {
-        job: JobName,
-        scope: Scope,
-        exp: u64,
-    },
+    Token { job: JobName, scope: Scope, exp: u64 },
 }
 
 impl Principal {
@@ -46,24 +46,102 @@ impl Principal {
     }
 }
 
+/// How logins are limited (from `serve`'s flags).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub max_failures: u32,
+    pub lockout: Duration,
+    pub token_keys: Vec<PublicKey>,
+    /// Longest token lifetime (`exp - iat`) accepted.
+    pub token_max_ttl: Duration,
+    /// Password checks that may run at once (each argon2 run takes 19 MiB).
+    pub password_slots: usize,
+    /// How long an attempt waits for a slot before it gets 503.
+    pub password_wait: Duration,
+}
+
+/// Verified credentials are remembered this long, so a CI job that uploads
+/// and reports again and again costs one password check, not one each.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+const VERIFIED_MAX: usize = 1024;
+
 pub struct Auth {
     db: Db,
-    /// Public keys whose tokens are accepted (several during a rotation).
-    token_keys: Vec<PublicKey>,
-    limiter: LoginLimiter,
+    cfg: AuthConfig,
+    /// Keyed digest of (user, password) → the stored hash it matched.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, std::time::Instant)>>,
+    verified_key: [u8; 32],
+    limiter: Arc<LoginLimiter>,
+    /// Bounds the memory and CPU that password checks take, whoever sends them.
+    password_slots: tokio::sync::Semaphore,
+    metrics: Arc<Metrics>,
     /// Verified against when the user is unknown, so that both cases take
     /// the same time.
     dummy_hash: String,
 }
 
 impl Auth {
-    pub fn new(db: Db, max_failures: u32, lockout: Duration, token_keys: Vec<PublicKey>) -> anyhow::Result<Auth> {
+    pub fn new(db: Db, cfg: AuthConfig, metrics: Arc<Metrics>) -> anyhow::Result<Auth> {
+        let mut verified_key = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut verified_key);
         Ok(Auth {
             db,
-            token_keys,
-            limiter: LoginLimiter::new(max_failures, lockout),
+            verified: Default::default(),
+            verified_key,
+            limiter: Arc::new(LoginLimiter::new(cfg.max_failures, cfg.lockout)),
+            password_slots: tokio::sync::Semaphore::new(cfg.password_slots.max(1)),
+            cfg,
+            metrics,
             dummy_hash: password::hash("not a password")?,
         })
+    }
+
+    fn credential_key(&self, user: &str, pass: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.verified_key);
+        h.update(user.as_bytes());
+        h.update([0]);
+        h.update(pass.as_bytes());
+        h.finalize().into()
+    }
+
+    /// The user, if these exact credentials were verified within the TTL
+    /// and the account has not changed since (password, disabled).
+    async fn recently_verified(&self, key: &[u8; 32], user: &str) -> Result<Option<Principal>, ApiError> {
+        let hash = {
+            let map = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(key) {
+                Some((h, at)) if at.elapsed() < VERIFIED_TTL => h.clone(),
+                _ => return Ok(None),
+            }
+        };
+        let u = user.to_owned();
+        let row = self.db.read(move |c| db::users::find(c, &u)).await?;
+        Ok(row
+            .filter(|r| r.password_hash == hash && !r.disabled)
+            .map(|r| Principal::User {
+                id: r.id,
+                name: r.name,
+                unrestricted: r.unrestricted,
+                create_jobs: r.create_jobs,
+            }))
+    }
+
+    fn remember(&self, key: [u8; 32], hash: String) {
+        let mut map = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= VERIFIED_MAX {
+            map.retain(|_, (_, at)| at.elapsed() < VERIFIED_TTL);
+            if map.len() >= VERIFIED_MAX {
+                map.clear();
+            }
+        }
+        map.insert(key, (hash, std::time::Instant::now()));
+    }
+
+    fn refused(&self, e: ApiError) -> ApiError {
+        inc(&self.metrics.logins_refused);
+        e
     }
 
     /// Checks the request's credentials.
@@ -76,15 +154,29 @@ impl Auth {
             .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
-            return self.bearer(rest.trim(), ip);
+            return self.bearer(rest.trim(), ip).await;
         }
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(ApiError::Unauthorized(format!(
                 "unsupported authorization scheme {scheme:?}"
             )));
         }
-        self.limiter.check(ip)?;
         let (user, pass) = decode_basic(rest.trim())?;
+        let key = self.credential_key(&user, &pass);
+        if let Some(p) = self.recently_verified(&key, &user).await? {
+            return Ok(p);
+        }
+        // Reserved before anything is verified: a burst of guesses from one
+        // address gets at most `max_failures` evaluations.
+        let attempt = self
+            .limiter
+            .reserve(ip, self.cfg.password_wait)
+            .await
+            .map_err(|e| self.refused(e))?;
+        let slot = tokio::time::timeout(self.cfg.password_wait, self.password_slots.acquire())
+            .await
+            .map_err(|_| self.refused(ApiError::Busy("too many logins at once; try again shortly".into())))?
+            .map_err(|e| ApiError::Internal(e.into()))?;
         let row = {
             let user = user.clone();
             self.db.read(move |c| db::users::find(c, &user)).await?
@@ -93,73 +185,113 @@ impl Auth {
             .as_ref()
             .map(|r| r.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.clone());
+        inc(&self.metrics.password_checks);
         let ok = tokio::task::spawn_blocking(move || password::verify(&hash, &pass))
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
+        drop(slot);
         match row {
-            Some(r) if ok && !r.disabled => Ok(Principal::User {
-                id: r.id,
-                name: r.name,
-                unrestricted: r.unrestricted,
-            }),
+            Some(r) if ok && !r.disabled => {
+                attempt.succeeded();
+                self.remember(key, r.password_hash.clone());
+                Ok(Principal::User {
+                    id: r.id,
+                    name: r.name,
+                    unrestricted: r.unrestricted,
+                    create_jobs: r.create_jobs,
+                })
+            }
             _ => {
-                self.limiter.fail(ip);
-                tracing::info!(%ip, user = %user, "failed login");
+                inc(&self.metrics.failed_logins);
+                tracing::info!(%ip, user = %uk_cli::escaped(&user), "failed login");
                 Err(ApiError::Unauthorized("wrong user name or password".into()))
             }
         }
     }
 
-    fn bearer(&self, token: &str, ip: IpAddr) -> Result<Principal, ApiError> {
-        if self.token_keys.is_empty() {
+    async fn bearer(&self, token: &str, ip: IpAddr) -> Result<Principal, ApiError> {
+        if self.cfg.token_keys.is_empty() {
             return Err(ApiError::Unauthorized(
                 "this server accepts no tokens (no --token-public-key)".into(),
             ));
         }
-        self.limiter.check(ip)?;
+        let attempt = self
+            .limiter
+            .reserve(ip, self.cfg.password_wait)
+            .await
+            .map_err(|e| self.refused(e))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        match uk_tokens::verify(token, &self.token_keys, now) {
-            Ok(c) => Ok(Principal::Token {
-                job: c.job,
-                scope: c.scope,
-                exp: c.exp,
-            }),
+        match uk_tokens::verify(token, &self.cfg.token_keys, now, self.cfg.token_max_ttl.as_secs()) {
+            Ok(c) => {
+                attempt.succeeded();
+                Ok(Principal::Token {
+                    job: c.job,
+                    scope: c.scope,
+                    exp: c.exp,
+                })
+            }
             Err(e) => {
-                self.limiter.fail(ip);
+                inc(&self.metrics.failed_logins);
                 tracing::info!(%ip, "refused token: {e}");
                 Err(ApiError::Unauthorized(format!("{e}")))
             }
         }
     }
 
-    /// May `who` report deployments of `job`? Users who may upload to it,
-    /// and `report` tokens for it.
+    /// May `who` report deployments of `job`? `report` tokens for it,
+    /// unrestricted users, and users granted the job (also `--report-only`).
     pub async fn authorize_report(&self, who: &Principal, job: &JobName) -> Result<(), ApiError> {
         match who {
             Principal::Token { .. } => token_allows(who, job, Scope::Report),
-            Principal::User { .. } => self.authorize_upload(who, job).await,
+            Principal::User { unrestricted: true, .. } => Ok(()),
+            Principal::User { id, name, .. } => match self.access(*id, job).await? {
+                Some(_) => Ok(()),
+                None => Err(ApiError::Forbidden(format!(
+                    "user {name:?} may not report deployments of job {:?}",
+                    job.as_str()
+                ))),
+            },
         }
     }
 
-    /// May `who` upload a build of `job`?
+    /// `Some(report_only)` when user `id` was granted `job`.
+    async fn access(&self, id: i64, job: &JobName) -> Result<Option<bool>, ApiError> {
+        let job = job.clone();
+        Ok(self.db.read(move |c| db::users::access(c, id, &job)).await?)
+    }
+
+    /// May `who` upload a build of `job`? The job must exist unless the
+    /// user may create jobs (so a typo in CI does not make a new job).
     pub async fn authorize_upload(&self, who: &Principal, job: &JobName) -> Result<(), ApiError> {
+        if let Principal::Token { .. } = who {
+            token_allows(who, job, Scope::Upload)?;
+        }
+        let j = job.clone();
+        let exists = self.db.read(move |c| db::builds::job_exists(c, &j)).await?;
+        let may_create = matches!(who, Principal::User { create_jobs: true, .. });
+        if !exists && !may_create {
+            return Err(ApiError::NotFound(format!(
+                "there is no job {job:?}: an administrator creates it with `unikernel-repo job add {job}` \
+                 (or adds the uploader with --create-jobs)",
+                job = job.as_str()
+            )));
+        }
         match who {
-            Principal::Token { .. } => token_allows(who, job, Scope::Upload),
-            Principal::User { unrestricted: true, .. } => Ok(()),
-            Principal::User { id, name, .. } => {
-                let (id, job2) = (*id, job.clone());
-                if self.db.read(move |c| db::users::has_access(c, id, &job2)).await? {
-                    Ok(())
-                } else {
-                    Err(ApiError::Forbidden(format!(
-                        "user {name:?} may not upload to job {:?}",
-                        job.as_str()
-                    )))
-                }
-            }
+            Principal::Token { .. } | Principal::User { unrestricted: true, .. } => Ok(()),
+            Principal::User { id, name, .. } => match self.access(*id, job).await? {
+                Some(false) => Ok(()),
+                Some(true) => Err(ApiError::Forbidden(format!(
+                    "user {name:?} may only report deployments of job {:?} (granted with --report-only)",
+                    job.as_str()
+                ))),
+                None => Err(ApiError::Forbidden(format!(
+                    "user {name:?} may not upload to job {:?}",
+                    job.as_str()
+                ))),
+            },
         }
     }
 }

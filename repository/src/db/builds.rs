@@ -20,6 +20,8 @@ pub struct BuildRow {
     pub main_binary: Option<ArtifactPath>,
     pub solo5_abi: Option<serde_json::Value>,
     pub solo5_manifest: Option<serde_json::Value>,
+    /// When vacuum dropped this build's files (rows and digests stay).
+    pub vacuumed: Option<String>,
     pub artifacts: Vec<FileJson>,
 }
 
@@ -79,8 +81,7 @@ pub enum Inserted {
     Existing(BuildRow),
 }
 
-const BUILD_COLS: &str =
-    "b.id, b.uuid, j.name, b.platform, b.start_time, b.finish_time, b.main_binary, b.solo5_abi, b.solo5_manifest";
+const BUILD_COLS: &str = "b.id, b.uuid, j.name, b.platform, b.start_time, b.finish_time, b.main_binary, b.solo5_abi, b.solo5_manifest, b.vacuumed";
 
 fn parse<T: std::str::FromStr>(s: String, what: &str) -> rusqlite::Result<T>
 where
@@ -113,6 +114,7 @@ fn build_from_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
             .transpose()?,
         solo5_abi: json_col(r.get(7)?),
         solo5_manifest: json_col(r.get(8)?),
+        vacuumed: r.get(9)?,
         artifacts: Vec::new(),
     })
 }
@@ -148,11 +150,13 @@ pub fn job_exists(conn: &Connection, job: &JobName) -> anyhow::Result<bool> {
         .is_some())
 }
 
-/// The latest build of a job with a main binary, optionally of one platform.
+/// The latest build of a job with a main binary (and its files: vacuum
+/// never drops a latest build's, but `build remove` can make an older one
+/// the latest), optionally of one platform.
 pub fn latest(conn: &Connection, job: &JobName, platform: Option<&PlatformName>) -> anyhow::Result<Option<BuildRow>> {
     let sql = format!(
         "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id
-         WHERE j.name = ?1 AND b.main_binary IS NOT NULL AND (?2 IS NULL OR b.platform = ?2)
+         WHERE j.name = ?1 AND b.main_binary IS NOT NULL AND b.vacuumed IS NULL AND (?2 IS NULL OR b.platform = ?2)
          ORDER BY b.id DESC LIMIT 1"
     );
     let row = conn
@@ -204,19 +208,32 @@ pub fn jobs(conn: &Connection) -> anyhow::Result<Vec<(JobName, Option<String>)>>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// One stored file of a build, as a download needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredFile {
+    pub sha256: Sha256,
+    pub size: u64,
+    /// Its bytes were dropped by vacuum (410 Gone).
+    pub vacuumed: bool,
+}
+
 /// Digest and size of one artifact of a build.
 pub fn artifact(
     conn: &Connection,
     job: &JobName,
     uuid: &BuildId,
     path: &ArtifactPath,
-) -> anyhow::Result<Option<(Sha256, u64)>> {
+) -> anyhow::Result<Option<StoredFile>> {
     conn.prepare_cached(
-        "SELECT a.sha256, a.size FROM artifacts a JOIN builds b ON b.id = a.build_id JOIN jobs j ON j.id = b.job_id
+        "SELECT a.sha256, a.size, b.vacuumed IS NOT NULL FROM artifacts a JOIN builds b ON b.id = a.build_id JOIN jobs j ON j.id = b.job_id
          WHERE j.name = ?1 AND b.uuid = ?2 AND a.filepath = ?3",
     )?
     .query_row(params![job.as_str(), uuid.to_string(), path.as_str()], |r| {
-        Ok((parse(r.get(0)?, "sha256")?, r.get::<_, i64>(1)? as u64))
+        Ok(StoredFile {
+            sha256: parse(r.get(0)?, "sha256")?,
+            size: r.get::<_, i64>(1)? as u64,
+            vacuumed: r.get(2)?,
+        })
     })
     .optional()
     .context("looking up an artifact")
@@ -237,7 +254,15 @@ pub fn build_by_hash(conn: &Connection, sha: &Sha256) -> anyhow::Result<Option<(
 
 /// Commits a build in one transaction, unless it repeats the job's latest
 /// main binary (a CI retry), in which case that build is returned.
-pub fn insert_build(conn: &mut Connection, nb: NewBuild, finish_time: String) -> anyhow::Result<Inserted> {
+/// `stored` is asked, under the write lock, whether each file is still in
+/// the store: a blob collector (`vacuum` in another process) deletes only
+/// under the same lock, so a build never commits with a missing file.
+pub fn insert_build(
+    conn: &mut Connection,
+    nb: NewBuild,
+    finish_time: String,
+    stored: &dyn Fn(&Sha256) -> std::io::Result<bool>,
+) -> anyhow::Result<Inserted> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if let Some(main) = &nb.main_binary {
         let new_sha = nb.artifacts.iter().find(|a| &a.filepath == main).map(|a| a.sha256);
@@ -248,6 +273,15 @@ pub fn insert_build(conn: &mut Connection, nb: NewBuild, finish_time: String) ->
             if same {
                 return Ok(Inserted::Existing(prev));
             }
+        }
+    }
+    for a in &nb.artifacts {
+        if !stored(&a.sha256).context("checking the store")? {
+            anyhow::bail!(
+                "artifact {} ({}) disappeared from the store before the commit (a concurrent vacuum?)",
+                a.filepath,
+                a.sha256
+            );
         }
     }
     tx.execute("INSERT OR IGNORE INTO jobs (name) VALUES (?1)", [nb.job.as_str()])?;
@@ -283,4 +317,104 @@ pub fn insert_build(conn: &mut Connection, nb: NewBuild, finish_time: String) ->
     let row = build(&tx, &nb.job, &nb.uuid)?.context("reading back the new build")?;
     tx.commit().context("committing the build")?;
     Ok(Inserted::Created(row))
+}
+
+/// Removes one build (any job) with its artifacts and reports; returns its
+/// job and the digests it held, or `None` if there is no such build.
+pub fn remove(conn: &mut Connection, uuid: &BuildId) -> anyhow::Result<Option<(JobName, Vec<Sha256>)>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT b.id, j.name FROM builds b JOIN jobs j ON j.id = b.job_id WHERE b.uuid = ?1",
+            [uuid.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((id, job)) = found else {
+        return Ok(None);
+    };
+    let shas = super::jobs::digests_of(&tx, "SELECT DISTINCT sha256 FROM artifacts WHERE build_id = ?1", id)?;
+    tx.execute("DELETE FROM deployments WHERE build_id = ?1", [id])?;
+    tx.execute("DELETE FROM artifacts WHERE build_id = ?1", [id])?;
+    tx.execute("DELETE FROM builds WHERE id = ?1", [id])?;
+    tx.commit()?;
+    Ok(Some((parse(job, "job")?, shas)))
+}
+
+/// Which builds `vacuum` drops the files of (CONTRACT.md §8).
+#[derive(Debug, Clone, Default)]
+pub struct VacuumPolicy {
+    /// Keep the files of the newest N builds of each job and platform.
+    pub keep: Option<u32>,
+    /// Only builds finished before this RFC 3339 time.
+    pub older_than: Option<String>,
+    pub job: Option<JobName>,
+}
+
+/// A build whose files a vacuum drops.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Vacuumed {
+    pub job: JobName,
+    pub uuid: BuildId,
+    pub platform: PlatformName,
+    pub finish_time: String,
+}
+
+/// Marks the builds the policy selects as vacuumed (never the latest build
+/// with a main binary of a job and platform, never one already vacuumed)
+/// and returns them with the digests they held.
+pub fn mark_vacuumed(
+    tx: &Connection,
+    policy: &VacuumPolicy,
+    now: &str,
+) -> anyhow::Result<(Vec<Vacuumed>, Vec<Sha256>)> {
+    // Rank builds with files per job and platform, newest first.
+    let mut st = tx.prepare(
+        "SELECT b.id, j.name, b.uuid, b.platform, b.finish_time,
+                ROW_NUMBER() OVER (PARTITION BY b.job_id, b.platform ORDER BY b.id DESC) AS rank,
+                b.id = (SELECT MAX(b2.id) FROM builds b2 WHERE b2.job_id = b.job_id AND b2.platform = b.platform
+                        AND b2.main_binary IS NOT NULL AND b2.vacuumed IS NULL) AS is_latest
+         FROM builds b JOIN jobs j ON j.id = b.job_id
+         WHERE b.vacuumed IS NULL AND (?1 IS NULL OR j.name = ?1)",
+    )?;
+    let rows = st.query_map(params![policy.job.as_ref().map(|j| j.as_str())], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, bool>(6)?,
+        ))
+    })?;
+    let mut chosen = Vec::new();
+    for r in rows {
+        let (id, job, uuid, platform, finish_time, rank, is_latest) = r?;
+        let beyond_keep = policy.keep.is_none_or(|k| rank > i64::from(k));
+        let old_enough = policy.older_than.as_deref().is_none_or(|t| finish_time.as_str() < t);
+        if is_latest || !beyond_keep || !old_enough {
+            continue;
+        }
+        chosen.push((
+            id,
+            Vacuumed {
+                job: parse(job, "job")?,
+                uuid: parse(uuid, "uuid")?,
+                platform: parse(platform, "platform")?,
+                finish_time,
+            },
+        ));
+    }
+    drop(st);
+    let mut shas = Vec::new();
+    for (id, _) in &chosen {
+        shas.extend(super::jobs::digests_of(
+            tx,
+            "SELECT sha256 FROM artifacts WHERE build_id = ?1",
+            *id,
+        )?);
+        tx.execute("UPDATE builds SET vacuumed = ?2 WHERE id = ?1", params![id, now])?;
+    }
+    Ok((chosen.into_iter().map(|(_, v)| v).collect(), shas))
 }

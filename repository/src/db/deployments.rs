@@ -5,21 +5,6 @@ use rusqlite::{Connection, Row, params};
 use uk_names::{BuildId, JobName};
 use uk_wire::{DeploymentJson, DeploymentReport};
 
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS deployments (
-    id INTEGER PRIMARY KEY,
-    build_id INTEGER NOT NULL REFERENCES builds(id),
-    host TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    result TEXT NOT NULL,
-    message TEXT NOT NULL,
-    started TEXT NOT NULL,
-    finished TEXT NOT NULL,
-    received TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS deployments_by_build ON deployments(build_id, host);
-";
-
 const COLS: &str = "d.id, d.host, j.name, b.uuid, d.sha256, d.result, d.message, d.started, d.finished, d.received";
 
 fn text_err(e: impl std::fmt::Display) -> rusqlite::Error {

@@ -7,6 +7,7 @@
 
 pub mod builds;
 pub mod deployments;
+pub mod jobs;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -16,47 +17,15 @@ use std::time::Duration;
 use anyhow::Context;
 use rusqlite::Connection;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    synopsis TEXT
-);
-CREATE TABLE IF NOT EXISTS builds (
-    id INTEGER PRIMARY KEY,
-    uuid TEXT NOT NULL UNIQUE,
-    job_id INTEGER NOT NULL REFERENCES jobs(id),
-    platform TEXT NOT NULL,
-    start_time TEXT NOT NULL,
-    finish_time TEXT NOT NULL,
-    main_binary TEXT,
-    main_sha256 TEXT,
-    solo5_abi TEXT,
-    solo5_manifest TEXT,
-    uploader TEXT
-);
-CREATE INDEX IF NOT EXISTS builds_by_job ON builds(job_id, id);
-CREATE TABLE IF NOT EXISTS artifacts (
-    build_id INTEGER NOT NULL REFERENCES builds(id),
-    filepath TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    PRIMARY KEY (build_id, filepath)
-);
-CREATE INDEX IF NOT EXISTS artifacts_by_sha ON artifacts(sha256);
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,
-    unrestricted INTEGER NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS access (
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    job TEXT NOT NULL,
-    PRIMARY KEY (user_id, job)
-);
-";
+/// The schema, one step per release that changed it; `PRAGMA user_version`
+/// records how many have been applied.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001-base", include_str!("../../migrations/sqlite/0001-base.sql")),
+    (
+        "0002-operations",
+        include_str!("../../migrations/sqlite/0002-operations.sql"),
+    ),
+];
 
 /// The database file inside a data directory.
 pub fn db_path(data_dir: &Path) -> PathBuf {
@@ -72,10 +41,45 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     // power loss; FULL makes every committed build survive that too.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.execute_batch(SCHEMA).context("creating the schema")?;
-    conn.execute_batch(deployments::SCHEMA)
-        .context("creating the deployments schema")?;
+    migrate(&conn)?;
     Ok(conn)
+}
+
+/// Applies the migrations the database has not seen yet, each in its own
+/// transaction (a second process racing us waits on the write lock and
+/// then finds them applied).
+fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let version = |c: &Connection| -> rusqlite::Result<usize> {
+        c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map(|v| v as usize)
+    };
+    if version(conn)? >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> anyhow::Result<()> {
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version(conn)?) {
+            conn.execute_batch(sql)
+                .with_context(|| format!("applying database migration {name}"))?;
+            conn.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").context("committing the migrations"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Opens the database of an existing repository, never creating one (for
+/// the admin commands: a mistyped `--data-dir` is an error, not a new
+/// empty repository).
+pub fn open_existing(data_dir: &Path) -> anyhow::Result<Connection> {
+    crate::datadir::require_existing(data_dir)?;
+    open(&db_path(data_dir))
 }
 
 /// Shared handle: one writer connection, a small pool of readers.
@@ -91,6 +95,8 @@ struct Inner {
     /// Bounds concurrent reads, and so the number of reader connections and
     /// blocking threads, however many requests arrive at once.
     read_slots: tokio::sync::Semaphore,
+    /// Writers queue here, in the runtime, not on blocking threads.
+    write_slot: tokio::sync::Semaphore,
 }
 
 /// Reads that may run at once.
@@ -105,6 +111,7 @@ impl Db {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 read_slots: tokio::sync::Semaphore::new(READ_SLOTS),
+                write_slot: tokio::sync::Semaphore::new(1),
             }),
         })
     }
@@ -142,6 +149,12 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     {
+        let _slot = self
+            .inner
+            .write_slot
+            .acquire()
+            .await
+            .context("the database is closed")?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -149,5 +162,12 @@ impl Db {
         })
         .await
         .context("database task failed")?
+    }
+
+    /// Runs `f` on the writer connection on this thread (start-up, outside
+    /// request handling).
+    pub fn write_blocking<T>(&self, f: impl FnOnce(&mut Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn)
     }
 }

@@ -12,6 +12,7 @@ pub struct UserRow {
     pub name: String,
     pub password_hash: String,
     pub unrestricted: bool,
+    pub create_jobs: bool,
     pub disabled: bool,
 }
 
@@ -20,14 +21,25 @@ pub struct UserRow {
 pub struct UserSummary {
     pub name: String,
     pub unrestricted: bool,
+    pub create_jobs: bool,
     pub disabled: bool,
+    /// Jobs the user may upload to (and report on).
     pub jobs: Vec<String>,
+    /// Jobs the user may only send deployment reports for.
+    pub report_jobs: Vec<String>,
 }
 
-pub fn add(conn: &Connection, name: &str, password_hash: &str, unrestricted: bool) -> anyhow::Result<()> {
+/// What a new user may do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rights {
+    pub unrestricted: bool,
+    pub create_jobs: bool,
+}
+
+pub fn add(conn: &Connection, name: &str, password_hash: &str, rights: Rights) -> anyhow::Result<()> {
     let n = conn.execute(
-        "INSERT OR IGNORE INTO users (name, password_hash, unrestricted) VALUES (?1, ?2, ?3)",
-        params![name, password_hash, unrestricted],
+        "INSERT OR IGNORE INTO users (name, password_hash, unrestricted, create_jobs) VALUES (?1, ?2, ?3, ?4)",
+        params![name, password_hash, rights.unrestricted, rights.create_jobs],
     )?;
     if n == 0 {
         bail!("user {name:?} already exists");
@@ -35,19 +47,31 @@ pub fn add(conn: &Connection, name: &str, password_hash: &str, unrestricted: boo
     Ok(())
 }
 
+pub fn set_password(conn: &Connection, name: &str, password_hash: &str) -> anyhow::Result<()> {
+    let id = id_of(conn, name)?;
+    conn.execute(
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        params![id, password_hash],
+    )?;
+    Ok(())
+}
+
 pub fn find(conn: &Connection, name: &str) -> anyhow::Result<Option<UserRow>> {
-    conn.prepare_cached("SELECT id, name, password_hash, unrestricted, disabled FROM users WHERE name = ?1")?
-        .query_row([name], |r| {
-            Ok(UserRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                password_hash: r.get(2)?,
-                unrestricted: r.get(3)?,
-                disabled: r.get(4)?,
-            })
+    conn.prepare_cached(
+        "SELECT id, name, password_hash, unrestricted, create_jobs, disabled FROM users WHERE name = ?1",
+    )?
+    .query_row([name], |r| {
+        Ok(UserRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            password_hash: r.get(2)?,
+            unrestricted: r.get(3)?,
+            create_jobs: r.get(4)?,
+            disabled: r.get(5)?,
         })
-        .optional()
-        .context("looking up a user")
+    })
+    .optional()
+    .context("looking up a user")
 }
 
 fn id_of(conn: &Connection, name: &str) -> anyhow::Result<i64> {
@@ -55,7 +79,7 @@ fn id_of(conn: &Connection, name: &str) -> anyhow::Result<i64> {
 }
 
 pub fn list(conn: &Connection) -> anyhow::Result<Vec<UserSummary>> {
-    let mut st = conn.prepare("SELECT id, name, unrestricted, disabled FROM users ORDER BY name")?;
+    let mut st = conn.prepare("SELECT id, name, unrestricted, create_jobs, disabled FROM users ORDER BY name")?;
     let rows: Vec<(i64, UserSummary)> = st
         .query_map([], |r| {
             Ok((
@@ -63,16 +87,23 @@ pub fn list(conn: &Connection) -> anyhow::Result<Vec<UserSummary>> {
                 UserSummary {
                     name: r.get(1)?,
                     unrestricted: r.get(2)?,
-                    disabled: r.get(3)?,
+                    create_jobs: r.get(3)?,
+                    disabled: r.get(4)?,
                     jobs: vec![],
+                    report_jobs: vec![],
                 },
             ))
         })?
         .collect::<Result<_, _>>()?;
-    let mut jobs = conn.prepare("SELECT job FROM access WHERE user_id = ?1 ORDER BY job")?;
+    let mut jobs = conn.prepare("SELECT job FROM access WHERE user_id = ?1 AND report_only = ?2 ORDER BY job")?;
     rows.into_iter()
         .map(|(id, mut u)| {
-            u.jobs = jobs.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            u.jobs = jobs
+                .query_map(params![id, false], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            u.report_jobs = jobs
+                .query_map(params![id, true], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
             Ok(u)
         })
         .collect()
@@ -91,15 +122,23 @@ pub fn set_disabled(conn: &Connection, name: &str, disabled: bool) -> anyhow::Re
     Ok(())
 }
 
-/// Grants `job` to `user`; the job is created if it does not exist yet, so a
-/// restricted user never has to create one.
-pub fn grant(conn: &mut Connection, user: &str, job: &JobName) -> anyhow::Result<()> {
+/// Grants `job` to `user` (to upload and report, or with `report_only`
+/// just to send deployment reports). The job must exist: jobs are created
+/// on purpose (`job add`), never by a typo in a grant.
+pub fn grant(conn: &mut Connection, user: &str, job: &JobName, report_only: bool) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     let id = id_of(&tx, user)?;
-    tx.execute("INSERT OR IGNORE INTO jobs (name) VALUES (?1)", [job.as_str()])?;
+    if !super::builds::job_exists(&tx, job)? {
+        bail!(
+            "there is no job {:?}: create it first with `unikernel-repo job add {}`",
+            job.as_str(),
+            job.as_str()
+        );
+    }
     tx.execute(
-        "INSERT OR IGNORE INTO access (user_id, job) VALUES (?1, ?2)",
-        params![id, job.as_str()],
+        "INSERT INTO access (user_id, job, report_only) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id, job) DO UPDATE SET report_only = excluded.report_only",
+        params![id, job.as_str(), report_only],
     )?;
     tx.commit()?;
     Ok(())
@@ -117,10 +156,10 @@ pub fn revoke(conn: &Connection, user: &str, job: &JobName) -> anyhow::Result<()
     Ok(())
 }
 
-pub fn has_access(conn: &Connection, user_id: i64, job: &JobName) -> anyhow::Result<bool> {
+/// `Some(report_only)` when user `user_id` was granted `job`.
+pub fn access(conn: &Connection, user_id: i64, job: &JobName) -> anyhow::Result<Option<bool>> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM access WHERE user_id = ?1 AND job = ?2")?
-        .query_row(params![user_id, job.as_str()], |_| Ok(()))
-        .optional()?
-        .is_some())
+        .prepare_cached("SELECT report_only FROM access WHERE user_id = ?1 AND job = ?2")?
+        .query_row(params![user_id, job.as_str()], |r| r.get(0))
+        .optional()?)
 }

@@ -15,9 +15,10 @@ use axum::response::{Html, IntoResponse, Response};
 use uk_wire::{DeploymentReport, DeploymentsJson};
 
 use super::{html, parse_build, parse_job, wants_json};
-use crate::app::AppState;
 use crate::db::{builds, deployments};
 use crate::error::ApiError;
+use crate::longpoll::{Waited, wait_for};
+use crate::state::AppState;
 use crate::time::now_rfc3339;
 
 /// Longest a client may hold a request open, whatever it asks.
@@ -25,11 +26,6 @@ pub const MAX_WAIT: Duration = Duration::from_secs(300);
 const MAX_REPORT: usize = 64 * 1024;
 /// Reports shown in a job's history.
 const HISTORY: usize = 50;
-
-/// `GET /metrics`: a few gauges in the Prometheus text format.
-pub async fn metrics(State(st): State<AppState>) -> String {
-    format!("# TYPE ukrepo_waiters gauge\nukrepo_waiters {}\n", st.notify.waiters())
-}
 
 /// `POST /job/{job}/build/{uuid}/deployments`
 pub async fn report(
@@ -114,10 +110,9 @@ pub async fn build_deployments(
     Query(q): Query<WaitQuery>,
 ) -> Result<Response, ApiError> {
     let (job, uuid) = (parse_job(&job)?, parse_build(&uuid)?);
-    let mut rx = st.notify.subscribe(&job);
-    let _waiting = q.wait.map(|_| st.notify.waiting());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
-    loop {
+    let after = q.after.unwrap_or(0);
+    let wait = q.wait.map(|w| Duration::from_secs(w).min(MAX_WAIT));
+    let look = || async {
         let (j, u) = (job.clone(), uuid);
         let list = st
             .db
@@ -130,12 +125,17 @@ pub async fn build_deployments(
             })
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no build {uuid} of job {:?}", job.as_str())))?;
-        if list.len() > q.after.unwrap_or(0) || q.wait.is_none() {
-            return Ok(Json(DeploymentsJson { deployments: list }).into_response());
-        }
-        tokio::select! {
-            r = rx.changed() => { if r.is_err() { return Ok(Json(DeploymentsJson { deployments: list }).into_response()); } }
-            _ = tokio::time::sleep_until(deadline) => return Ok(Json(DeploymentsJson { deployments: list }).into_response()),
-        }
-    }
+        Ok::<_, ApiError>(Some(list))
+    };
+    // Held while there are no more than `after` reports.
+    let found = wait_for(&st.notify, &st.shutdown, &job, wait, || async {
+        Ok::<_, ApiError>(look().await?.filter(|l| wait.is_none() || l.len() > after))
+    })
+    .await?;
+    let deployments = match found {
+        Waited::Ready(list) => list,
+        Waited::Nothing => look().await?.unwrap_or_default(),
+        Waited::ShuttingDown => return Err(ApiError::ShuttingDown),
+    };
+    Ok(Json(DeploymentsJson { deployments }).into_response())
 }

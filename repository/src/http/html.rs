@@ -14,10 +14,36 @@ use uk_wire::{BuildJson, DeploymentJson, ErrorJson, JobBuildJson, JobSummaryJson
 fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}code{{font-size:90%}}</style>\
+         <link rel=\"stylesheet\" href=\"/style.css\">\
          </head><body><h1>{t}</h1>\n{body}\n</body></html>\n",
         t = text(title)
     )
+}
+
+/// `GET /style.css`
+pub async fn stylesheet() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("style.css"),
+    )
+}
+
+/// `GET /robots.txt`: builder-web's rules (no crawling of downloads).
+pub async fn robots() -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "User-agent: *\nDisallow: /job/*/build/*/f/\nDisallow: /job/*/build/*/main-binary\n\
+         Disallow: /job/*/build/*/script\nDisallow: /job/*/build/*/console\n\
+         Disallow: /job/*/build/*/all.tar.gz\nDisallow: /job/*/build/*/exec\nDisallow: /compare/\n",
+    )
+}
+
+/// Every route we do not have: the same error body as any 404.
+pub async fn not_found(uri: axum::http::Uri) -> crate::error::ApiError {
+    crate::error::ApiError::NotFound(format!("there is no page {:?} here", uri.path()))
 }
 
 pub fn jobs_page(jobs: &[JobSummaryJson]) -> String {
@@ -36,7 +62,7 @@ pub fn jobs_page(jobs: &[JobSummaryJson]) -> String {
             "<tr><td><a href=\"/job/{a}\">{n}</a></td><td>{s}</td><td>{latest}</td></tr>\n",
             a = attr(j.name.as_str()),
             n = text(j.name.as_str()),
-            s = text(j.synopsis.as_deref().unwrap_or(""))
+            s = text(&j.synopsis)
         ));
     }
     page(

@@ -11,10 +11,11 @@ use uk_names::{ArtifactPath, JobName, PlatformName};
 
 use super::deployments::MAX_WAIT;
 use super::{PlatformQuery, parse_build, parse_job};
-use crate::app::AppState;
 use crate::cache::Latest;
 use crate::db::builds;
 use crate::error::ApiError;
+use crate::longpoll::{Waited, wait_for};
+use crate::state::AppState;
 
 fn redirect(status: StatusCode, location: &str) -> Result<Response, ApiError> {
     let v = HeaderValue::from_str(location).map_err(|e| ApiError::Internal(e.into()))?;
@@ -29,7 +30,8 @@ pub struct LatestQuery {
     current: Option<String>,
 }
 
-/// The latest build, from the cache while the job has not changed.
+/// The latest build, from the cache while the job has not changed. Only
+/// answers about builds are cached, so made-up job names cost nothing.
 async fn cached_latest(st: &AppState, job: &JobName, platform: &Option<PlatformName>) -> Result<Latest, ApiError> {
     let generation = st.notify.generation(job);
     if let Some(v) = st.caches.latest(job, platform, generation) {
@@ -38,7 +40,9 @@ async fn cached_latest(st: &AppState, job: &JobName, platform: &Option<PlatformN
     let (j, p) = (job.clone(), platform.clone());
     let row = st.db.read(move |c| builds::latest(c, &j, p.as_ref())).await?;
     let v = row.map(|r| (r.uuid, r.main_file().map(|f| f.sha256)));
-    st.caches.put_latest(job, platform, generation, v);
+    if v.is_some() {
+        st.caches.put_latest(job, platform, generation, v);
+    }
     Ok(v)
 }
 
@@ -72,29 +76,21 @@ async fn latest_uuid(st: &AppState, job: JobName, q: &LatestQuery) -> Result<Opt
         }
         _ => None,
     };
-    // Subscribe before looking, so a commit in between is not missed.
-    let mut rx = st.notify.subscribe(&job);
-    let _waiting = wait.map(|_| st.notify.waiting());
-    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
-    loop {
-        let latest = cached_latest(st, &job, &platform).await?;
-        let sha = latest.and_then(|(_, sha)| sha);
-        match (latest, wait) {
-            (Some((uuid, _)), _) if wait.is_none() || sha != current => {
-                return Ok(Some(format!("/job/{job}/build/{uuid}")));
-            }
-            (None, None) => {
-                return Err(ApiError::NotFound(format!(
-                    "job {:?} has no build with a main binary",
-                    job.as_str()
-                )));
-            }
-            _ => {}
-        }
-        tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return Ok(None) },
-            _ = tokio::time::sleep_until(deadline) => return Ok(None),
-        }
+    let found = wait_for(&st.notify, &st.shutdown, &job, wait, || async {
+        Ok::<_, ApiError>(match cached_latest(st, &job, &platform).await? {
+            Some((uuid, sha)) if wait.is_none() || sha != current => Some(format!("/job/{job}/build/{uuid}")),
+            _ => None,
+        })
+    })
+    .await?;
+    match found {
+        Waited::Ready(loc) => Ok(Some(loc)),
+        Waited::Nothing if wait.is_some() => Ok(None),
+        Waited::Nothing => Err(ApiError::NotFound(format!(
+            "job {:?} has no build with a main binary",
+            job.as_str()
+        ))),
+        Waited::ShuttingDown => Err(ApiError::ShuttingDown),
     }
 }
 

@@ -15,10 +15,10 @@ use uk_digest::{Staged, parse_content_digest};
 use uk_names::{ArtifactPath, BinaryName, BuildId, JobName, PlatformName};
 use uk_wire::FileJson;
 
-use crate::app::AppState;
 use crate::db::builds::{Inserted, NewBuild};
 use crate::error::ApiError;
 use crate::staging::stage_stream;
+use crate::state::AppState;
 use crate::time::now_rfc3339;
 
 /// At most this many parts in one multipart upload.
@@ -33,7 +33,12 @@ pub struct UploadQuery {
 struct Received {
     main: Option<(ArtifactPath, Staged)>,
     others: Vec<(ArtifactPath, Staged)>,
+    /// The job's one-line description (a `synopsis` part).
+    synopsis: Option<String>,
 }
+
+/// Longest synopsis kept (characters).
+const MAX_SYNOPSIS: usize = 1024;
 
 pub async fn upload(
     State(st): State<AppState>,
@@ -76,10 +81,9 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let received = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
-        receive_multipart(&st, content_type, body, binary_name).await?
+        receive_multipart(&st, &job, content_type, body, binary_name).await?
     } else {
-        let name =
-            binary_name.ok_or_else(|| ApiError::BadRequest("the query parameter binary_name is required".into()))?;
+        let name = binary_name.unwrap_or_else(|| default_binary_name(&job));
         let mut budget = st.max_upload;
         let staged = stage_stream(
             &st.store,
@@ -92,6 +96,7 @@ pub async fn upload(
         Received {
             main: Some((ArtifactPath::main_binary(&name), staged)),
             others: vec![],
+            synopsis: None,
         }
     };
 
@@ -123,10 +128,19 @@ pub async fn upload(
     let mut staged = vec![main];
     staged.extend(received.others.into_iter().map(|(_, s)| s));
     let store = st.store.clone();
-    tokio::task::spawn_blocking(move || staged.into_iter().try_for_each(|s| store.put(s)))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| ApiError::from_io(e, "storing the artifacts"))?;
+    let fresh: Vec<_> = tokio::task::spawn_blocking(move || {
+        let mut fresh = Vec::new();
+        for s in staged {
+            let sha = s.sha256;
+            if store.put(s)? {
+                fresh.push(sha);
+            }
+        }
+        Ok::<_, std::io::Error>(fresh)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(|e| ApiError::from_io(e, "storing the artifacts"))?;
 
     let new = NewBuild {
         uuid: BuildId::new_random(),
@@ -139,17 +153,43 @@ pub async fn upload(
         uploader: who.label(),
         artifacts,
     };
-    let inserted = st
+    let store = st.store.clone();
+    let synopsis = received.synopsis;
+    let committed = st
         .db
-        .write(move |c| crate::db::builds::insert_build(c, new, now_rfc3339()))
-        .await?;
-    let (status, row) = match inserted {
+        .write(move |c| {
+            let inserted = crate::db::builds::insert_build(c, new, now_rfc3339(), &|sha| store.exists(sha))?;
+            if let Some(text) = &synopsis {
+                crate::db::jobs::set_synopsis(c, &job_of(&inserted), text)?;
+            }
+            Ok(inserted)
+        })
+        .await;
+    // Blobs this upload stored that no build references now (the commit
+    // failed, or it repeated the latest build with new side files) go again.
+    if !fresh.is_empty() && !matches!(committed, Ok(Inserted::Created(_))) {
+        let store = st.store.clone();
+        let cleaned = st
+            .db
+            .write(move |c| crate::gc::collect(c, store.as_ref(), std::time::Duration::ZERO, Some(&fresh), false))
+            .await;
+        if let Err(e) = cleaned {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "removing the blobs of a failed upload (the next start removes them)"
+            );
+        }
+    }
+    let (status, row) = match committed? {
         Inserted::Created(row) => (StatusCode::CREATED, row),
         Inserted::Existing(row) => (StatusCode::OK, row),
     };
     if status == StatusCode::CREATED {
         tracing::info!(job = %job, build = %row.uuid, uploader = %who.label(), "build committed");
         st.notify.bump(&job);
+        if let Some(keep) = st.keep_builds {
+            crate::vacuum::after_upload(&st, &job, keep).await;
+        }
     }
     let location = format!("/job/{}/build/{}", row.job, row.uuid);
     let mut resp = (status, Json(row.to_json())).into_response();
@@ -160,8 +200,22 @@ pub async fn upload(
     Ok(resp)
 }
 
+/// builder-web's default for an upload without `binary_name`.
+fn default_binary_name(job: &JobName) -> BinaryName {
+    format!("{job}.bin")
+        .parse()
+        .unwrap_or_else(|_| "main.bin".parse().expect("a valid name"))
+}
+
+fn job_of(i: &Inserted) -> JobName {
+    match i {
+        Inserted::Created(r) | Inserted::Existing(r) => r.job.clone(),
+    }
+}
+
 async fn receive_multipart(
     st: &AppState,
+    job: &JobName,
     content_type: &str,
     body: Body,
     binary_name: Option<BinaryName>,
@@ -173,6 +227,7 @@ async fn receive_multipart(
     let mut got = Received {
         main: None,
         others: vec![],
+        synopsis: None,
     };
     let mut seen = std::collections::HashSet::new();
     let mut parts = 0;
@@ -188,15 +243,23 @@ async fn receive_multipart(
             )));
         }
         let name = field.name().unwrap_or("").to_owned();
+        if name == "synopsis" {
+            let text = tokio::time::timeout(st.body_idle_timeout, field.text())
+                .await
+                .map_err(|_| ApiError::RequestTimeout(st.body_idle_timeout))?
+                .map_err(|e| ApiError::BadRequest(format!("reading the synopsis part: {e}")))?;
+            let line = text.lines().next().unwrap_or("").trim();
+            if line.chars().any(char::is_control) {
+                return Err(ApiError::BadRequest("the synopsis has control characters".into()));
+            }
+            got.synopsis = Some(line.chars().take(MAX_SYNOPSIS).collect());
+            continue;
+        }
         let path = if name == "binary" {
             let bin = match (&binary_name, field.file_name()) {
                 (Some(b), _) => b.clone(),
                 (None, Some(f)) => f.parse().map_err(ApiError::bad_request)?,
-                (None, None) => {
-                    return Err(ApiError::BadRequest(
-                        "binary_name is required (query or the part's filename)".into(),
-                    ));
-                }
+                (None, None) => default_binary_name(job),
             };
             ArtifactPath::main_binary(&bin)
         } else {

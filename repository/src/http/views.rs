@@ -9,10 +9,10 @@ use axum::response::{Html, IntoResponse, Response};
 use uk_wire::{JobBuildJson, JobFileJson, JobJson, JobSummaryJson, JobsJson, LatestJson};
 
 use super::{PlatformQuery, html, parse_build, parse_job, wants_json};
-use crate::app::AppState;
 use crate::db::builds::{self, BuildRow};
 use crate::db::deployments;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 fn job_file(b: &BuildRow) -> Option<JobFileJson> {
     b.main_file().map(|f| JobFileJson {
@@ -22,9 +22,9 @@ fn job_file(b: &BuildRow) -> Option<JobFileJson> {
     })
 }
 
-/// `GET /`
-pub async fn jobs(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let jobs = st
+/// Every job with its latest build (`GET /`, `GET /all-builds`).
+async fn job_list(st: &AppState) -> Result<Vec<JobSummaryJson>, ApiError> {
+    Ok(st
         .db
         .read(|c| {
             builds::jobs(c)?
@@ -32,19 +32,47 @@ pub async fn jobs(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
                 .map(|(name, synopsis)| {
                     let latest = builds::latest(c, &name, None)?.map(|b| LatestJson {
                         uuid: b.uuid,
+                        solo5_manifest: b.solo5_manifest.clone(),
+                        solo5_abi: b.solo5_abi.clone(),
                         platform: b.platform.clone(),
                         finish_time: b.finish_time.clone(),
                         main_binary: job_file(&b),
                     });
-                    Ok(JobSummaryJson { name, synopsis, latest })
+                    Ok(JobSummaryJson {
+                        name,
+                        synopsis: synopsis.unwrap_or_default(),
+                        latest,
+                    })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
         })
-        .await?;
+        .await?)
+}
+
+fn jobs_json(jobs: Vec<JobSummaryJson>) -> JobsJson {
+    let mut by_section = std::collections::BTreeMap::new();
+    if !jobs.is_empty() {
+        by_section.insert("Uncategorized".to_owned(), jobs.clone());
+    }
+    JobsJson {
+        jobs,
+        jobs_by_section: by_section,
+    }
+}
+
+/// `GET /`
+pub async fn jobs(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let jobs = job_list(&st).await?;
     if wants_json(&headers) {
-        return Ok(Json(JobsJson { jobs }).into_response());
+        return Ok(Json(jobs_json(jobs)).into_response());
     }
     Ok(Html(html::jobs_page(&jobs)).into_response())
+}
+
+/// `GET /all-builds`: as `/` (builder-web hides long-inactive jobs on `/`;
+/// we show every job on both).
+pub async fn all_builds(state: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    jobs(state, headers).await
 }
 
 /// `GET /job/{job}[?platform=]`

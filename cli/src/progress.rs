@@ -1,7 +1,8 @@
 //! A progress bar on stderr for long transfers, drawn only when stderr is a
 //! terminal (indicatif hides it otherwise), so scripts and logs stay clean.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+pub use indicatif::ProgressBar;
+use indicatif::{ProgressDrawTarget, ProgressStyle};
 
 pub fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());

@@ -23,18 +23,11 @@ Exit codes:
   3  deploy-hvt: the new image failed its checks; the previous one was restored and runs
   4  deploy-hvt: the new image failed and the previous one could not be restored";
 
-/// Writes one line of results to stdout. Unlike `println!`, a closed pipe
-/// (`tool | head -1`) is an error the caller returns, which
-/// [`main_with`] turns into exit 0, instead of a panic.
-pub fn out(line: impl std::fmt::Display) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")?;
-    stdout.flush()
-}
+pub use crate::output::out;
 
 /// The shape of every tool's `main`: run, print `<tool>: error: …` with the
-/// cause chain on failure and exit 2. A closed stdout (`| head`) is not an error.
+/// cause chain on failure (control characters escaped: causes may quote a
+/// server) and exit 2. A closed stdout (`| head`) is not an error.
 pub fn main_with(tool: &str, run: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
     match run() {
         Ok(code) => code,
@@ -46,7 +39,7 @@ pub fn main_with(tool: &str, run: impl FnOnce() -> anyhow::Result<ExitCode>) -> 
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("{tool}: error: {err:#}");
+            eprintln!("{tool}: error: {}", crate::output::escaped(&format!("{err:#}")));
             ExitCode::from(ERROR)
         }
     }

@@ -1,0 +1,156 @@
+//! The server's configuration (after validation) and its shared state,
+//! opened once by `serve` (and by tests) and handed to every handler. This
+//! module imports no handler: `app.rs` assembles the router from both.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Auth, AuthConfig};
+use crate::cache::Caches;
+use crate::datadir::DataDirLock;
+use crate::db::{self, Db};
+use crate::longpoll::Notifier;
+use crate::metrics::Metrics;
+use crate::net::ConnTable;
+use crate::store::{ArtifactStore, LocalStore};
+
+/// How the server is configured, after validation.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub max_upload: u64,
+    pub max_failed_logins: u32,
+    pub login_lockout: Duration,
+    /// Files of the public keys whose tokens are accepted.
+    pub token_public_keys: Vec<PathBuf>,
+    /// Longest token lifetime (`exp - iat`) accepted.
+    pub token_max_ttl: Duration,
+    /// A connection must send a complete request head within this (also
+    /// before its first byte, and between requests).
+    pub header_timeout: Duration,
+    /// An upload body may pause at most this long between two chunks.
+    pub body_idle_timeout: Duration,
+    /// A response to a client that stops reading is dropped after this.
+    pub send_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Password checks that may run at once.
+    pub password_checks: usize,
+    /// How long a login waits for a password-check slot before it gets 503.
+    pub password_wait: Duration,
+    /// Keep this many builds per job and platform with their files
+    /// (`vacuum --keep` after each upload); `None` keeps everything.
+    pub keep_builds: Option<u32>,
+}
+
+impl ServeConfig {
+    /// The defaults of `serve`, for a data dir.
+    pub fn new(data_dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            data_dir,
+            max_upload: 4 << 30,
+            max_failed_logins: 10,
+            login_lockout: Duration::from_secs(300),
+            token_public_keys: vec![],
+            token_max_ttl: Duration::from_secs(3600),
+            header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            max_connections: 16_384,
+            max_connections_per_address: 1_024,
+            password_checks: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            password_wait: Duration::from_secs(5),
+            keep_builds: None,
+        }
+    }
+}
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub store: Arc<dyn ArtifactStore>,
+    pub auth: Arc<Auth>,
+    pub notify: Arc<Notifier>,
+    pub caches: Arc<Caches>,
+    pub metrics: Arc<Metrics>,
+    pub conns: Arc<ConnTable>,
+    pub max_upload: u64,
+    pub body_idle_timeout: Duration,
+    pub header_timeout: Duration,
+    pub send_timeout: Duration,
+    pub keep_builds: Option<u32>,
+    /// Cancelled when the server begins to shut down: long-polls answer at once.
+    pub shutdown: CancellationToken,
+    /// Held while the server runs: a second `serve` on the same data dir is refused.
+    _lock: Arc<DataDirLock>,
+}
+
+impl AppState {
+    /// Locks and opens the data dir (creating it), the database and the
+    /// store, removes staging debris and blobs no build references (left by
+    /// a crash between storing and committing).
+    pub fn open(cfg: &ServeConfig) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data dir {:?}", cfg.data_dir.display()))?;
+        let lock = DataDirLock::acquire(&cfg.data_dir)?;
+        let db = Db::open(&db::db_path(&cfg.data_dir))?;
+        let store = LocalStore::open(&cfg.data_dir)
+            .with_context(|| format!("opening the store in {:?}", cfg.data_dir.display()))?;
+        let cleaned = store.clean_staging().context("cleaning the staging folder")?;
+        if cleaned > 0 {
+            tracing::warn!(files = cleaned, "removed staging files left by an earlier run");
+        }
+        let store: Arc<dyn ArtifactStore> = Arc::new(store);
+        let orphans = crate::gc::remove_unreferenced_blobs_blocking(&db, store.as_ref(), Duration::ZERO)
+            .context("removing blobs no build references")?;
+        if orphans > 0 {
+            tracing::warn!(
+                blobs = orphans,
+                "removed stored files no build references (an earlier run stopped between storing and committing)"
+            );
+        }
+        let mut keys = Vec::new();
+        for p in &cfg.token_public_keys {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading token public key {:?}", p.display()))?;
+            keys.push(
+                uk_tokens::PublicKey::from_text(&text)
+                    .with_context(|| format!("token public key {:?}", p.display()))?,
+            );
+        }
+        let metrics = Arc::new(Metrics::default());
+        let auth = Auth::new(
+            db.clone(),
+            AuthConfig {
+                max_failures: cfg.max_failed_logins,
+                lockout: cfg.login_lockout,
+                token_keys: keys,
+                token_max_ttl: cfg.token_max_ttl,
+                password_slots: cfg.password_checks,
+                password_wait: cfg.password_wait,
+            },
+            metrics.clone(),
+        )?;
+        Ok(AppState {
+            db,
+            store,
+            auth: Arc::new(auth),
+            notify: Arc::new(Notifier::default()),
+            caches: Arc::new(Caches::default()),
+            metrics,
+            conns: ConnTable::new(cfg.max_connections, cfg.max_connections_per_address),
+            max_upload: cfg.max_upload,
+            body_idle_timeout: cfg.body_idle_timeout,
+            header_timeout: cfg.header_timeout,
+            send_timeout: cfg.send_timeout,
+            keep_builds: cfg.keep_builds,
+            shutdown: CancellationToken::new(),
+            _lock: Arc::new(lock),
+        })
+    }
+}

@@ -151,6 +151,7 @@ impl Reporter {
             host: self.host.clone(),
             sha256,
             result,
+            action: uk_wire::DeployAction::default(),
             message: e.message.clone(),
             started: e.started.clone().unwrap_or_else(|| e.time.clone()),
             finished: e.time.clone(),

@@ -33,6 +33,9 @@ type ArtifactKey = (JobName, BuildId, ArtifactPath);
 pub struct Caches {
     latest: Mutex<HashMap<LatestKey, (u64, Latest, Instant)>>,
     artifacts: Mutex<HashMap<ArtifactKey, (StoredFile, Instant)>>,
+    /// The names of all jobs (as many as the operator made), so lookups of
+    /// made-up names are answered without the database.
+    jobs: Mutex<Option<(std::collections::HashSet<JobName>, Instant)>>,
 }
 
 fn bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
@@ -76,10 +79,30 @@ impl Caches {
         map.remove(&(job.clone(), *uuid, path.clone()));
     }
 
+    /// Whether `job` exists; `None` when the list is missing or too old.
+    pub fn job_known(&self, job: &JobName) -> Option<bool> {
+        match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((set, at)) if at.elapsed() < MAX_AGE => Some(set.contains(job)),
+            _ => None,
+        }
+    }
+
+    pub fn put_jobs(&self, names: impl IntoIterator<Item = JobName>) {
+        *self.jobs.lock().unwrap_or_else(|e| e.into_inner()) = Some((names.into_iter().collect(), Instant::now()));
+    }
+
+    /// A job was just created here.
+    pub fn add_job(&self, job: &JobName) {
+        if let Some((set, _)) = &mut *self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
+            set.insert(job.clone());
+        }
+    }
+
     /// Drops everything (after a build or job was removed).
     pub fn clear(&self) {
         self.artifacts.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.latest.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.jobs.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 

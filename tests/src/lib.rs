@@ -5,5 +5,6 @@
 pub mod bins;
 pub mod host;
 pub mod hostile;
+pub mod process;
 pub mod server;
 pub mod solo5;

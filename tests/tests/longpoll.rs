@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use ukrepo_tests::bins::{add_user_cli, spawn_server, spawn_server_with, wait_for};
+use ukrepo_tests::bins::{add_user_cli, spawn_server_with, wait_for};
 use ukrepo_tests::server::*;
 
 fn waiters(url: &str) -> usize {

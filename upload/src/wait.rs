@@ -49,7 +49,7 @@ pub fn wait_deployed(
             Some(d) => {
                 writeln!(out, "{host}\t{}\t{}", d.result.as_str(), d.message)?;
                 code = code.max(match d.result {
-                    DeployResult::Deployed => exit::SUCCESS,
+                    DeployResult::Deployed | DeployResult::AlreadyRunning => exit::SUCCESS,
                     DeployResult::RolledBack => exit::ROLLED_BACK,
                     DeployResult::Failed | DeployResult::Refused => exit::ERROR,
                 });

@@ -104,14 +104,21 @@ pub struct ErrorJson {
     pub error: String,
 }
 
-/// How a host's deploy of a build ended.
+/// What a host decided about a build (CONTRACT.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeployResult {
+    /// It runs now and is healthy.
     Deployed,
+    /// It failed its checks; the previous image runs again.
     RolledBack,
+    /// It failed, and nothing healthy could be restored.
     Failed,
+    /// Not tried: it failed here before, the host is held, the signature or
+    /// target is wrong, …
     Refused,
+    /// It already was current and running.
+    AlreadyRunning,
 }
 
 impl DeployResult {
@@ -121,6 +128,29 @@ impl DeployResult {
             DeployResult::RolledBack => "rolled-back",
             DeployResult::Failed => "failed",
             DeployResult::Refused => "refused",
+            DeployResult::AlreadyRunning => "already-running",
+        }
+    }
+}
+
+/// What the host was doing when it decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployAction {
+    #[default]
+    Deploy,
+    Rollback,
+    Start,
+    Hold,
+}
+
+impl DeployAction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeployAction::Deploy => "deploy",
+            DeployAction::Rollback => "rollback",
+            DeployAction::Start => "start",
+            DeployAction::Hold => "hold",
         }
     }
 }
@@ -131,6 +161,9 @@ pub struct DeploymentReport {
     pub host: HostName,
     pub sha256: Sha256,
     pub result: DeployResult,
+    /// Absent in reports of older hosts: `deploy`.
+    #[serde(default)]
+    pub action: DeployAction,
     pub message: String,
     /// RFC 3339.
     pub started: String,
@@ -147,6 +180,7 @@ pub struct DeploymentJson {
     pub uuid: BuildId,
     pub sha256: Sha256,
     pub result: DeployResult,
+    pub action: DeployAction,
     pub message: String,
     pub started: String,
     pub finished: String,

@@ -5,7 +5,8 @@ use rusqlite::{Connection, Row, params};
 use uk_names::{BuildId, JobName};
 use uk_wire::{DeploymentJson, DeploymentReport};
 
-const COLS: &str = "d.id, d.host, j.name, b.uuid, d.sha256, d.result, d.message, d.started, d.finished, d.received";
+const COLS: &str =
+    "d.id, d.host, j.name, b.uuid, d.sha256, d.result, d.message, d.started, d.finished, d.received, d.action";
 
 fn text_err(e: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.to_string().into())
@@ -24,6 +25,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeploymentJson> {
         started: r.get(7)?,
         finished: r.get(8)?,
         received: r.get(9)?,
+        action: serde_json::from_value(serde_json::Value::String(r.get(10)?)).map_err(text_err)?,
     })
 }
 
@@ -36,8 +38,8 @@ pub fn insert(
     received: &str,
 ) -> anyhow::Result<Option<i64>> {
     let n = conn.execute(
-        "INSERT INTO deployments (build_id, host, sha256, result, message, started, finished, received)
-         SELECT b.id, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM builds b JOIN jobs j ON j.id = b.job_id WHERE j.name = ?1 AND b.uuid = ?2",
+        "INSERT INTO deployments (build_id, host, sha256, result, message, started, finished, received, action)
+         SELECT b.id, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM builds b JOIN jobs j ON j.id = b.job_id WHERE j.name = ?1 AND b.uuid = ?2",
         params![
             job.as_str(),
             uuid.to_string(),
@@ -47,7 +49,8 @@ pub fn insert(
             rep.message,
             rep.started,
             rep.finished,
-            received
+            received,
+            rep.action.as_str()
         ],
     )?;
     Ok((n == 1).then(|| conn.last_insert_rowid()))

@@ -33,6 +33,9 @@ pub struct LatestQuery {
 /// The latest build, from the cache while the job has not changed. Only
 /// answers about builds are cached, so made-up job names cost nothing.
 async fn cached_latest(st: &AppState, job: &JobName, platform: &Option<PlatformName>) -> Result<Latest, ApiError> {
+    if !job_known(st, job).await? {
+        return Ok(None);
+    }
     let generation = st.notify.generation(job);
     if let Some(v) = st.caches.latest(job, platform, generation) {
         return Ok(v);
@@ -44,6 +47,20 @@ async fn cached_latest(st: &AppState, job: &JobName, platform: &Option<PlatformN
         st.caches.put_latest(job, platform, generation, v);
     }
     Ok(v)
+}
+
+/// Does the job exist? From the in-memory list of jobs (refreshed every
+/// few seconds), so floods of made-up names never reach the database.
+pub async fn job_known(st: &AppState, job: &JobName) -> Result<bool, ApiError> {
+    if let Some(known) = st.caches.job_known(job) {
+        return Ok(known);
+    }
+    let names = st
+        .db
+        .read(|c| Ok(builds::jobs(c)?.into_iter().map(|(n, _)| n).collect::<Vec<_>>()))
+        .await?;
+    st.caches.put_jobs(names);
+    Ok(st.caches.job_known(job).unwrap_or(false))
 }
 
 /// A little jitter (up to a tenth, at most 10 s), so that a crowd of waiters

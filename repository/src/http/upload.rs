@@ -186,6 +186,7 @@ pub async fn upload(
     };
     if status == StatusCode::CREATED {
         tracing::info!(job = %job, build = %row.uuid, uploader = %who.label(), "build committed");
+        st.caches.add_job(&job);
         st.notify.bump(&job);
         if let Some(keep) = st.keep_builds {
             crate::vacuum::after_upload(&st, &job, keep).await;

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use uk_digest::Sha256;
-use uk_names::{ArtifactPath, JobName, PlatformName};
+use uk_names::{ArtifactPath, BuildId, JobName, PlatformName};
 
 use super::deployments::MAX_WAIT;
 use super::{PlatformQuery, parse_build, parse_job};
@@ -22,7 +22,9 @@ fn redirect(status: StatusCode, location: &str) -> Result<Response, ApiError> {
     Ok((status, [(header::LOCATION, v)]).into_response())
 }
 
-/// `?platform=`, and for long-polling `?wait=SECONDS&current=SHA256`.
+/// `?platform=`, and for long-polling `?wait=SECONDS&current=SHA256` (or
+/// `current=BUILD_UUID`: held while that build is the latest, so a new
+/// build of the same image wakes the waiter too).
 #[derive(serde::Deserialize, Default)]
 pub struct LatestQuery {
     platform: Option<String>,
@@ -47,6 +49,34 @@ async fn cached_latest(st: &AppState, job: &JobName, platform: &Option<PlatformN
         st.caches.put_latest(job, platform, generation, v);
     }
     Ok(v)
+}
+
+/// What a long-polling client already has.
+#[derive(Clone, Copy)]
+enum Current {
+    Image(Sha256),
+    Build(BuildId),
+}
+
+impl Current {
+    fn parse(s: &str) -> Result<Current, ApiError> {
+        if let Ok(sha) = s.parse() {
+            return Ok(Current::Image(sha));
+        }
+        s.parse().map(Current::Build).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "current={s:?} is neither a sha256 (64 hex digits) nor a build id (UUIDv4)"
+            ))
+        })
+    }
+
+    /// Is the latest build (`uuid`, main binary `sha`) what the client has?
+    fn is(&self, uuid: &BuildId, sha: Option<&Sha256>) -> bool {
+        match self {
+            Current::Image(c) => sha == Some(c),
+            Current::Build(b) => b == uuid,
+        }
+    }
 }
 
 /// Does the job exist? From the in-memory list of jobs (refreshed every
@@ -79,23 +109,21 @@ async fn latest_uuid(st: &AppState, job: JobName, q: &LatestQuery) -> Result<Opt
         platform: q.platform.clone(),
     }
     .parse()?;
-    let current: Option<Sha256> = q
-        .current
-        .as_deref()
-        .map(|c| c.parse().map_err(ApiError::bad_request))
-        .transpose()?;
+    let current: Option<Current> = q.current.as_deref().map(Current::parse).transpose()?;
     let wait = match (q.wait, current) {
         (Some(w), Some(_)) => Some(jittered(Duration::from_secs(w).min(MAX_WAIT))),
         (Some(_), None) => {
             return Err(ApiError::BadRequest(
-                "wait needs current=SHA256 (the digest the client has)".into(),
+                "wait needs current=SHA256 (the digest the client has) or current=BUILD_UUID".into(),
             ));
         }
         _ => None,
     };
     let found = wait_for(&st.notify, &st.shutdown, &job, wait, || async {
         Ok::<_, ApiError>(match cached_latest(st, &job, &platform).await? {
-            Some((uuid, sha)) if wait.is_none() || sha != current => Some(format!("/job/{job}/build/{uuid}")),
+            Some((uuid, sha)) if wait.is_none() || current.is_none_or(|c| !c.is(&uuid, sha.as_ref())) => {
+                Some(format!("/job/{job}/build/{uuid}"))
+            }
             _ => None,
         })
     })

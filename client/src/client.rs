@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use uk_names::{JobName, PlatformName};
 use uk_wire::{BuildJson, ErrorJson};
-use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
 use crate::ConnectArgs;
 use crate::retry::{Attempt, with_retries};
@@ -47,14 +46,21 @@ impl Credential {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{method} {url}: the server answered {status}: {message}")]
+    #[error(
+        "{method} {url}: the server answered {status}: {}{}",
+        uk_cli::escaped(message),
+        status_hint(status, message)
+    )]
     Status {
         method: &'static str,
         url: String,
         status: u16,
         message: String,
     },
-    #[error("{method} {url}: {source}")]
+    /// The request did not get an HTTP answer. The cause is the source
+    /// (printed once, by the caller's error chain), with a hint for the
+    /// usual mistakes.
+    #[error("{method} {url}{}", hint(url, source))]
     Transport {
         method: &'static str,
         url: String,
@@ -63,6 +69,30 @@ pub enum ClientError {
     },
     #[error("{0}")]
     Other(String),
+}
+
+/// A 404 for a page the server does not have usually means a wrong `--url`.
+fn status_hint(status: &u16, message: &str) -> &'static str {
+    if *status == 404 && (message.contains("there is no page") || message.is_empty()) {
+        " (is --url the repository's base URL, e.g. https://builds.example.org?)"
+    } else {
+        ""
+    }
+}
+
+/// What an operator most likely got wrong, from the failure and the URL.
+fn hint(url: &str, e: &ureq::Error) -> &'static str {
+    let https = url.starts_with("https://");
+    let text = format!("{e:?}");
+    if https && (text.contains("InvalidContentType") || text.contains("CorruptMessage")) {
+        " (the server does not speak TLS here: is the URL http:// rather than https://?)"
+    } else if !https && (matches!(e, ureq::Error::Protocol(_)) || text.contains("HTTP version")) {
+        " (the server did not answer HTTP: if it serves HTTPS, use an https:// URL)"
+    } else if text.contains("UnknownIssuer") || text.contains("CaUsedAsEndEntity") {
+        " (the server's certificate is not trusted: give its CA, or the certificate itself, with --cacert)"
+    } else {
+        ""
+    }
 }
 
 impl ClientError {
@@ -116,47 +146,6 @@ fn credential(args: &ConnectArgs) -> anyhow::Result<Option<Credential>> {
     }))
 }
 
-fn load_pem(
-    p: &std::path::Path,
-    required: bool,
-    certs: &mut Vec<ureq::tls::Certificate<'static>>,
-) -> anyhow::Result<()> {
-    let pem = match std::fs::read(p) {
-        Ok(b) => b,
-        Err(_) if !required => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("reading the CA file {:?}", p.display())),
-    };
-    for item in ureq::tls::parse_pem(&pem) {
-        if let PemItem::Certificate(c) = item.with_context(|| format!("parsing the CA file {:?}", p.display()))? {
-            certs.push(c);
-        }
-    }
-    Ok(())
-}
-
-fn tls_config(cacert: Option<&std::path::Path>) -> anyhow::Result<TlsConfig> {
-    let Some(path) = cacert else {
-        return Ok(TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build());
-    };
-    let mut certs = Vec::new();
-    load_pem(path, true, &mut certs)?;
-    if certs.is_empty() {
-        bail!("the CA file {:?} holds no certificate", path.display());
-    }
-    // Keep trusting the system roots too.
-    let system = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
-    load_pem(
-        system
-            .as_deref()
-            .unwrap_or(std::path::Path::new("/etc/ssl/certs/ca-certificates.crt")),
-        false,
-        &mut certs,
-    )?;
-    Ok(TlsConfig::builder()
-        .root_certs(RootCerts::new_with_certs(&certs))
-        .build())
-}
-
 impl Client {
     pub fn new(args: &ConnectArgs) -> anyhow::Result<Client> {
         Self::with_timeouts(args, Duration::from_secs(30), Duration::from_secs(600))
@@ -173,14 +162,13 @@ impl Client {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--url {:?} must start with http:// or https://", args.url);
         }
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(connect))
             .timeout_recv_response(Some(response))
-            .tls_config(tls_config(args.cacert.as_deref())?)
             .user_agent(concat!("ukrepo-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = crate::tls::agent(config, crate::tls::client_config(args.cacert.as_deref())?);
         Ok(Client {
             agent,
             base,

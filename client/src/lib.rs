@@ -8,6 +8,7 @@
 pub mod client;
 pub mod download;
 pub mod retry;
+pub mod tls;
 
 pub use client::{Client, ClientError};
 pub use uk_cli::ConnectArgs;

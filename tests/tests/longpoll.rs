@@ -154,13 +154,22 @@ fn a_new_build_of_the_same_image_wakes_a_waiter_on_the_build_id() {
     assert_eq!(r.status, 304, "held while {uuid1} is the latest");
     let url = format!("{}/job/web/build/latest?wait=30&current={uuid1}", s.url);
     let waiter = std::thread::spawn(move || get(&url, &[]));
-    wait_for("the waiter to be parked", Duration::from_secs(10), || waiters(&s.url) == 1);
+    wait_for("the waiter to be parked", Duration::from_secs(10), || {
+        waiters(&s.url) == 1
+    });
     // The same image again, as another build (another platform: not a retry).
     let url = format!("{}/job/web/platform/other/upload?binary_name=x.hvt", s.url);
-    let v2 = agent().post(&url).header("Authorization", &auth).send(&b"v1"[..]).unwrap();
+    let v2 = agent()
+        .post(&url)
+        .header("Authorization", &auth)
+        .send(&b"v1"[..])
+        .unwrap();
     assert_eq!(v2.status(), 201);
     let r = waiter.join().unwrap();
     assert_eq!(r.status, 307);
     assert_ne!(r.header("location").unwrap(), format!("/job/web/build/{uuid1}"));
-    assert_eq!(get(&format!("{}/job/web/build/latest?wait=1&current=nonsense", s.url), &[]).status, 400);
+    assert_eq!(
+        get(&format!("{}/job/web/build/latest?wait=1&current=nonsense", s.url), &[]).status,
+        400
+    );
 }

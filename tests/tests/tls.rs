@@ -95,3 +95,105 @@ fn serve_refuses_a_key_that_does_not_fit_the_certificate() {
         .code(2)
         .stderr(predicates::str::contains("--tls-key"));
 }
+
+/// The usual first-run recipe: `openssl req -x509` makes a self-signed
+/// certificate that says it is a CA; `--cacert` with it must work.
+#[test]
+fn fetch_latest_trusts_an_openssl_self_signed_certificate_given_with_cacert() {
+    let d = tempfile::tempdir().unwrap();
+    let (cert, key) = (d.path().join("cert.pem"), d.path().join("key.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl)");
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
+        "the recipe's certificate is marked CA (what made clients refuse it)"
+    );
+    let s = start_tls(&cert, &key);
+    s.add_user("ci", "pw", true);
+    let img = d.path().join("web.hvt");
+    std::fs::write(&img, b"self-signed").unwrap();
+    let env = [
+        ("UKREPO_URL", s.url.as_str()),
+        ("UKREPO_USER", "ci"),
+        ("UKREPO_PASSWORD", "pw"),
+    ];
+    cmd("upload")
+        .envs(env)
+        .env("UKREPO_CACERT", &cert)
+        .args(["--job", "web", "--platform", "p"])
+        .arg(&img)
+        .assert()
+        .code(0);
+    let out = d.path().join("fetched.hvt");
+    cmd("fetch-latest")
+        .envs(env)
+        .arg("--cacert")
+        .arg(&cert)
+        .args(["--job", "web", "--output"])
+        .arg(&out)
+        .assert()
+        .code(0);
+    assert_eq!(std::fs::read(&out).unwrap(), b"self-signed");
+    // Pinned for its own names only: another name is refused.
+    cmd("fetch-latest")
+        .env("UKREPO_URL", s.url.replace("127.0.0.1", "127.0.0.2"))
+        .arg("--cacert")
+        .arg(&cert)
+        .args(["--job", "web", "--print-sha256", "--retries", "0"])
+        .assert()
+        .code(2);
+}
+
+/// http:// against the TLS port and https:// against a plain port: one
+/// line that says which mistake it is.
+#[test]
+fn a_scheme_mismatch_is_named_once() {
+    let pki = Pki::new();
+    let tls = start_tls(&pki.path("cert.pem"), &pki.path("key.pem"));
+    let plain = start();
+    for (url, says) in [
+        (tls.url.replace("https://", "http://"), "use an https:// URL"),
+        (plain.url.replace("http://", "https://"), "http:// rather than https://"),
+    ] {
+        let out = cmd("fetch-latest")
+            .env("UKREPO_URL", &url)
+            .arg("--cacert")
+            .arg(pki.path("ca.pem"))
+            .args(["--job", "web", "--print-sha256", "--retries", "0"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{url}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert_eq!(err.matches(&url).count(), 1, "the URL once: {err}");
+    }
+}

@@ -38,6 +38,10 @@ pub struct BuildJson {
     pub solo5_manifest: Option<serde_json::Value>,
     pub main_binary_file: Option<MainBinaryJson>,
     pub artifacts: Vec<FileJson>,
+    /// When vacuum dropped this build's files (they answer 410); absent
+    /// while they are there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vacuumed: Option<String>,
     /// The last report of each host that deployed this build.
     #[serde(default)]
     pub deployments: Vec<DeploymentJson>,
@@ -59,6 +63,9 @@ pub struct JobBuildJson {
     pub platform: PlatformName,
     pub finish_time: String,
     pub main_binary: Option<JobFileJson>,
+    /// Its files were dropped by vacuum (its digests stay listed).
+    #[serde(default)]
+    pub vacuumed: bool,
 }
 
 /// `GET /job/{job}`.

@@ -57,6 +57,7 @@ impl BuildRow {
             solo5_manifest: self.solo5_manifest.clone(),
             main_binary_file,
             artifacts: self.artifacts.clone(),
+            vacuumed: self.vacuumed.clone(),
             deployments: Vec::new(),
         }
     }

@@ -97,6 +97,7 @@ pub async fn job(
             platform: b.platform.clone(),
             finish_time: b.finish_time.clone(),
             main_binary: job_file(b),
+            vacuumed: b.vacuumed.is_some(),
         })
         .collect();
     if wants_json(&headers) {

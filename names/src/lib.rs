@@ -1,8 +1,9 @@
 //! Validated names, parsed once at the edge and safe to use as path
-//! components: [`JobName`], [`PlatformName`], [`BinaryName`] (all match
-//! `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`, so never `.`, `..`, a slash or a NUL),
-//! [`ArtifactPath`] (one to four such components joined by `/`) and
-//! [`BuildId`] (a UUIDv4). The server, the clients and `deploy-hvt` (whose
+//! components (never `.`, `..`, a slash or a NUL): [`JobName`],
+//! [`PlatformName`] and [`HostName`] match `^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$`;
+//! [`BinaryName`] and each component of an [`ArtifactPath`] (one to four
+//! components joined by `/`) match `^[A-Za-z0-9][A-Za-z0-9._+~@,-]{0,254}$`
+//! (Debian package names carry `+` and `~`); [`BuildId`] is a UUIDv4. The server, the clients and `deploy-hvt` (whose
 //! unikernel names are [`JobName`]s) all parse through here.
 
 use std::fmt;
@@ -16,7 +17,38 @@ pub struct NameError {
     pub why: &'static str,
 }
 
-fn check_component(what: &'static str, s: &str) -> Result<(), NameError> {
+/// The two kinds of name.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Jobs, platforms, hosts.
+    Name,
+    /// Binary and artifact file names.
+    File,
+}
+
+impl Kind {
+    fn max(self) -> usize {
+        match self {
+            Kind::Name => 128,
+            Kind::File => 255,
+        }
+    }
+
+    fn allows(self, b: u8) -> bool {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'.' | b'_' | b'-' | b'+' | b'~')
+            || (matches!(self, Kind::File) && matches!(b, b'@' | b','))
+    }
+
+    fn allowed(self) -> &'static str {
+        match self {
+            Kind::Name => "only letters, digits, '.', '_', '-', '+' and '~' are allowed",
+            Kind::File => "only letters, digits, '.', '_', '-', '+', '~', '@' and ',' are allowed",
+        }
+    }
+}
+
+fn check_component(what: &'static str, kind: Kind, s: &str) -> Result<(), NameError> {
     let err = |why| NameError {
         what,
         input: s.chars().take(80).collect(),
@@ -25,23 +57,23 @@ fn check_component(what: &'static str, s: &str) -> Result<(), NameError> {
     if s.is_empty() {
         return Err(err("it is empty"));
     }
-    if s.len() > 64 {
-        return Err(err("it is longer than 64 characters"));
+    if s.len() > kind.max() {
+        return Err(err(match kind {
+            Kind::Name => "it is longer than 128 characters",
+            Kind::File => "it is longer than 255 characters",
+        }));
     }
     if !s.as_bytes()[0].is_ascii_alphanumeric() {
         return Err(err("it must start with a letter or digit"));
     }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return Err(err("only letters, digits, '.', '_' and '-' are allowed"));
+    if !s.bytes().all(|b| kind.allows(b)) {
+        return Err(err(kind.allowed()));
     }
     Ok(())
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $ty:ident, $what:literal) => {
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $kind:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
         pub struct $ty(String);
@@ -55,7 +87,7 @@ macro_rules! name_type {
         impl FromStr for $ty {
             type Err = NameError;
             fn from_str(s: &str) -> Result<Self, NameError> {
-                check_component($what, s)?;
+                check_component($what, $kind, s)?;
                 Ok($ty(s.to_owned()))
             }
         }
@@ -89,22 +121,26 @@ macro_rules! name_type {
 name_type!(
     /// A job: the name under which a unikernel's builds are kept.
     JobName,
-    "job name"
+    "job name",
+    Kind::Name
 );
 name_type!(
     /// A build platform, e.g. `debian-12`.
     PlatformName,
-    "platform name"
+    "platform name",
+    Kind::Name
 );
 name_type!(
     /// A unikernel host, as it names itself in deployment reports.
     HostName,
-    "host name"
+    "host name",
+    Kind::Name
 );
 name_type!(
     /// The file name of a main binary, stored as `bin/{name}`.
     BinaryName,
-    "binary name"
+    "binary name",
+    Kind::File
 );
 
 /// A relative artifact path such as `bin/web.hvt` or `console`: one to four
@@ -140,7 +176,7 @@ impl FromStr for ArtifactPath {
             });
         }
         for p in parts {
-            check_component("artifact path", p).map_err(|e| NameError {
+            check_component("artifact path", Kind::File, p).map_err(|e| NameError {
                 input: s.chars().take(80).collect(),
                 ..e
             })?;
@@ -219,9 +255,15 @@ mod tests {
 
     #[test]
     fn names_accept_the_contract_pattern() {
-        for ok in ["a", "web", "web-1.2_x", "0", &"a".repeat(64)] {
+        for ok in ["a", "web", "web-1.2_x", "0", "libfoo+dfsg~1", &"a".repeat(128)] {
             assert!(ok.parse::<JobName>().is_ok(), "{ok}");
         }
+        for ok in ["x_1.0+dfsg-1~bpo12+1_amd64.deb", "a@b,c", &"f".repeat(255)] {
+            assert!(ok.parse::<BinaryName>().is_ok(), "{ok}");
+            assert!(format!("bin/{ok}").parse::<ArtifactPath>().is_ok(), "{ok}");
+        }
+        assert!("a@b".parse::<JobName>().is_err(), "@ only in file names");
+        assert!("f".repeat(256).parse::<BinaryName>().is_err());
     }
 
     #[test]
@@ -235,7 +277,7 @@ mod tests {
             "a\0b",
             ".hidden",
             "-x",
-            &"a".repeat(65),
+            &"a".repeat(129),
             "é",
             "a b",
         ] {
@@ -264,9 +306,17 @@ mod tests {
     fn pattern_ok(s: &str) -> bool {
         let b = s.as_bytes();
         !b.is_empty()
-            && b.len() <= 64
+            && b.len() <= 128
             && b[0].is_ascii_alphanumeric()
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-+~".contains(c))
+    }
+
+    fn file_pattern_ok(s: &str) -> bool {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= 255
+            && b[0].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-+~@,".contains(c))
     }
 
     // Property tests (run longer by scripts/fuzz.sh).
@@ -281,12 +331,12 @@ mod tests {
         }
 
         #[test]
-        fn artifact_paths_are_safe_relative_paths(s in "[a-z./_-]{0,40}") {
+        fn artifact_paths_are_safe_relative_paths(s in "[a-z./_+~@,-]{0,40}") {
             if let Ok(p) = s.parse::<ArtifactPath>() {
                 let path = std::path::Path::new(p.as_str());
                 proptest::prop_assert!(path.is_relative());
                 proptest::prop_assert!(path.components().all(|c| matches!(c, std::path::Component::Normal(_))));
-                proptest::prop_assert!(p.as_str().split('/').all(pattern_ok));
+                proptest::prop_assert!(p.as_str().split('/').all(file_pattern_ok));
             }
         }
 

@@ -75,7 +75,8 @@ fn forty_odd_hostile_requests_change_nothing() {
     let addr = s.addr().to_owned();
     let up =
         |job: &str, platform: &str, name: &str| format!("/job/{job}/platform/{platform}/upload?binary_name={name}");
-    let long = "a".repeat(65);
+    let long = "a".repeat(129);
+    let long_file = "a".repeat(256);
 
     let mut cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("job ..", post(&up("%2E%2E", "p", "x"), &auth, "", b"x"), 400),
@@ -84,7 +85,7 @@ fn forty_odd_hostile_requests_change_nothing() {
         ("job .hidden", post(&up(".hidden", "p", "x"), &auth, "", b"x"), 400),
         ("job NUL", post(&up("a%00b", "p", "x"), &auth, "", b"x"), 400),
         ("job non-UTF-8", post(&up("a%FFb", "p", "x"), &auth, "", b"x"), 400),
-        ("job 65 characters", post(&up(&long, "p", "x"), &auth, "", b"x"), 400),
+        ("job 129 characters", post(&up(&long, "p", "x"), &auth, "", b"x"), 400),
         ("job with a space", post(&up("a%20b", "p", "x"), &auth, "", b"x"), 400),
         ("platform ..", post(&up("web", "%2E%2E", "x"), &auth, "", b"x"), 400),
         ("platform a/b", post(&up("web", "a%2Fb", "x"), &auth, "", b"x"), 400),
@@ -103,8 +104,8 @@ fn forty_odd_hostile_requests_change_nothing() {
             400,
         ),
         (
-            "binary_name 65 characters",
-            post(&up("web", "p", &long), &auth, "", b"x"),
+            "binary_name 256 characters",
+            post(&up("web", "p", &long_file), &auth, "", b"x"),
             400,
         ),
         (

@@ -142,8 +142,8 @@ fn bad_names_are_400() {
     let s = start();
     s.add_user("ci", "pw", true);
     let auth = basic("ci", "pw");
-    let long = "a".repeat(65);
-    for name in ["..", "a%2Fb", "%2F", "a%00b", long.as_str(), "", ".hidden"] {
+    let (long, long_file) = ("a".repeat(129), "a".repeat(256));
+    for name in ["..", "a%2Fb", "%2F", "a%00b", long_file.as_str(), "", ".hidden", "a%20b"] {
         let r = upload_raw(&s.url, "web", name, b"x", Some(&auth), &[]);
         assert_eq!(r.status, 400, "binary_name {name:?}: {}", r.text());
         assert!(
@@ -160,6 +160,15 @@ fn bad_names_are_400() {
     }
     assert_eq!(get(&format!("{}/job/web/build/not-a-uuid", s.url), &[]).status, 400);
     assert_eq!(get_json(&format!("{}/", s.url)).json()["jobs"], serde_json::json!([]));
+    // Debian package names, and names up to the limits, are fine.
+    let deb = "libfoo1_1.2+dfsg-1~bpo12+1_amd64.deb";
+    let r = upload_raw(&s.url, "pkg+extra~1", deb, b"deb", Some(&auth), &[]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["main_binary_file"]["filepath"], format!("bin/{deb}"));
+    assert_eq!(
+        upload_raw(&s.url, &"j".repeat(128), &"f".repeat(255), b"x", Some(&auth), &[]).status,
+        201
+    );
 }
 
 #[test]

@@ -162,7 +162,8 @@ fn bad_names_are_400() {
     assert_eq!(get_json(&format!("{}/", s.url)).json()["jobs"], serde_json::json!([]));
     // Debian package names, and names up to the limits, are fine.
     let deb = "libfoo1_1.2+dfsg-1~bpo12+1_amd64.deb";
-    let r = upload_raw(&s.url, "pkg+extra~1", deb, b"deb", Some(&auth), &[]);
+    // In a query string `+` means a space: clients send %2B.
+    let r = upload_raw(&s.url, "pkg+extra~1", &deb.replace('+', "%2B"), b"deb", Some(&auth), &[]);
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["main_binary_file"]["filepath"], format!("bin/{deb}"));
     assert_eq!(

@@ -162,7 +162,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.connect)?;
     let url = client.url(&format!(
         "/job/{}/platform/{}/upload?binary_name={}",
-        plan.job, plan.platform, plan.name
+        plan.job,
+        plan.platform,
+        // In a query `+` means a space; the other characters of a name are safe.
+        plan.name.as_str().replace('+', "%2B")
     ));
     if args.connect.verbose {
         eprintln!(

@@ -271,16 +271,16 @@ pub async fn serve(
         );
         tokio::spawn(async move {
             let _slot = slot;
-            let conn = connection(
-                io,
+            let conn = Conn {
                 peer,
                 app,
                 builder,
                 watcher,
                 tls,
-                act.clone(),
-                limits.metrics.clone(),
-            );
+                act: act.clone(),
+                metrics: limits.metrics.clone(),
+            }
+            .run(io);
             tokio::select! {
                 () = conn => {}
                 why = watchdog(&act, limits.header_timeout, limits.send_timeout) => match why {
@@ -303,9 +303,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// One connection: the TLS handshake if any, then HTTP until it ends.
-async fn connection<S>(
-    io: Watched<S>,
+/// One connection and what serving it needs.
+struct Conn {
     peer: SocketAddr,
     app: Router,
     builder: Arc<Builder<TokioExecutor>>,
@@ -313,39 +312,54 @@ async fn connection<S>(
     tls: Option<TlsAcceptor>,
     act: Arc<Activity>,
     metrics: Arc<Metrics>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = tower::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
-        act.inflight.fetch_add(1, Ordering::Relaxed);
-        inc(&metrics.requests);
-        let guard = Inflight(act.clone());
-        let mut req = req.map(axum::body::Body::new);
-        crate::http::tolerate_trailing_slash(&mut req);
-        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-        let logged = Logged::start(&req, peer);
-        let app = app.clone();
-        async move {
-            let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
-            Ok::<_, std::convert::Infallible>(logged.finish(resp, guard))
+}
+
+impl Conn {
+    /// The TLS handshake if any, then HTTP until the connection ends.
+    async fn run<S>(self, io: Watched<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            peer,
+            app,
+            builder,
+            watcher,
+            tls,
+            act,
+            metrics,
+        } = self;
+        let svc = tower::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
+            act.inflight.fetch_add(1, Ordering::Relaxed);
+            inc(&metrics.requests);
+            let guard = Inflight(act.clone());
+            let mut req = req.map(axum::body::Body::new);
+            crate::http::tolerate_trailing_slash(&mut req);
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            let logged = Logged::start(&req, peer);
+            let app = app.clone();
+            async move {
+                let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+                Ok::<_, std::convert::Infallible>(logged.finish(resp, guard))
+            }
+        });
+        let svc = hyper_util::service::TowerToHyperService::new(svc);
+        let result = match tls {
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+                watcher.watch(conn.into_owned()).await
+            }
+            Some(acceptor) => {
+                let tls = match acceptor.accept(io).await {
+                    Ok(s) => s,
+                    Err(e) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                };
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                watcher.watch(conn.into_owned()).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, "connection ended: {e}");
         }
-    });
-    let svc = hyper_util::service::TowerToHyperService::new(svc);
-    let result = match tls {
-        None => {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-            watcher.watch(conn.into_owned()).await
-        }
-        Some(acceptor) => {
-            let tls = match acceptor.accept(io).await {
-                Ok(s) => s,
-                Err(e) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
-            };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-            watcher.watch(conn.into_owned()).await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, "connection ended: {e}");
     }
 }

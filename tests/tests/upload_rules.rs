@@ -143,7 +143,16 @@ fn bad_names_are_400() {
     s.add_user("ci", "pw", true);
     let auth = basic("ci", "pw");
     let (long, long_file) = ("a".repeat(129), "a".repeat(256));
-    for name in ["..", "a%2Fb", "%2F", "a%00b", long_file.as_str(), "", ".hidden", "a%20b"] {
+    for name in [
+        "..",
+        "a%2Fb",
+        "%2F",
+        "a%00b",
+        long_file.as_str(),
+        "",
+        ".hidden",
+        "a%20b",
+    ] {
         let r = upload_raw(&s.url, "web", name, b"x", Some(&auth), &[]);
         assert_eq!(r.status, 400, "binary_name {name:?}: {}", r.text());
         assert!(
@@ -163,7 +172,14 @@ fn bad_names_are_400() {
     // Debian package names, and names up to the limits, are fine.
     let deb = "libfoo1_1.2+dfsg-1~bpo12+1_amd64.deb";
     // In a query string `+` means a space: clients send %2B.
-    let r = upload_raw(&s.url, "pkg+extra~1", &deb.replace('+', "%2B"), b"deb", Some(&auth), &[]);
+    let r = upload_raw(
+        &s.url,
+        "pkg+extra~1",
+        &deb.replace('+', "%2B"),
+        b"deb",
+        Some(&auth),
+        &[],
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["main_binary_file"]["filepath"], format!("bin/{deb}"));
     assert_eq!(

@@ -341,10 +341,25 @@ mod tests {
         }
 
         #[test]
-        fn build_ids_round_trip(s in "[0-9a-f-]{30,40}") {
-            if let Ok(id) = s.parse::<BuildId>() {
-                proptest::prop_assert_eq!(id.to_string(), s);
-            }
+        fn build_ids_round_trip(bytes in proptest::array::uniform16(proptest::prelude::any::<u8>())) {
+            let v4 = uuid::Builder::from_random_bytes(bytes).into_uuid();
+            let text = v4.hyphenated().to_string();
+            let id = text.parse::<BuildId>();
+            proptest::prop_assert!(id.is_ok(), "{} refused", text);
+            proptest::prop_assert_eq!(id.unwrap().to_string(), text.clone());
+            // The dashless form, and the same bits as another version, are refused.
+            proptest::prop_assert!(text.replace('-', "").parse::<BuildId>().is_err());
+            let mut v1 = text.clone().into_bytes();
+            v1[14] = b'1';
+            proptest::prop_assert!(String::from_utf8(v1).unwrap().parse::<BuildId>().is_err());
+        }
+
+        #[test]
+        fn every_name_of_the_pattern_parses_and_round_trips(s in "[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}") {
+            let job = s.parse::<JobName>();
+            proptest::prop_assert!(job.is_ok(), "{:?} refused", s);
+            let job = job.unwrap();
+            proptest::prop_assert_eq!(job.as_str(), s.as_str());
         }
     }
 }

@@ -120,3 +120,53 @@ where
     }
     stager.finish().await
 }
+
+/// A request body whose unread rest can still be drained after the code
+/// reading it gave up with an error (too large, disk full, bad multipart):
+/// answering while the client is still sending makes the kernel reset the
+/// connection, and the client sees "connection reset" instead of our
+/// answer. Draining a bounded amount first (as nginx's lingering close
+/// does) lets a client that is nearly done read the real error.
+pub struct Lingering {
+    inner: Arc<std::sync::Mutex<axum::body::BodyDataStream>>,
+}
+
+pub struct Drain {
+    inner: Arc<std::sync::Mutex<axum::body::BodyDataStream>>,
+}
+
+pub fn lingering(body: axum::body::Body) -> (Lingering, Drain) {
+    let inner = Arc::new(std::sync::Mutex::new(body.into_data_stream()));
+    (Lingering { inner: inner.clone() }, Drain { inner })
+}
+
+impl Stream for Lingering {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).poll_next_unpin(cx)
+    }
+}
+
+impl Drain {
+    /// Reads and drops what the client still sends, up to `max_bytes` or
+    /// `max_time`, whichever comes first.
+    pub async fn run(self, max_bytes: u64, max_time: std::time::Duration) {
+        let inner = self.inner;
+        let next =
+            || futures_util::future::poll_fn(|cx| inner.lock().unwrap_or_else(|e| e.into_inner()).poll_next_unpin(cx));
+        let mut left = max_bytes;
+        let _ = tokio::time::timeout(max_time, async {
+            while let Some(Ok(chunk)) = next().await {
+                left = left.saturating_sub(chunk.len() as u64);
+                if left == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}

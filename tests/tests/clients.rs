@@ -149,7 +149,7 @@ fn bad_credentials_fail_without_leaking_the_secret() {
         .arg(&img)
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("401"));
+        .stderr(predicates::str::contains("the server answered 401"));
     let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
     assert!(
         !err.contains("wrong-Hunter2") && !err.contains("d3JvbmctSHVudGVyMg"),

@@ -323,7 +323,30 @@ fn forty_odd_hostile_requests_change_nothing() {
         b"the good image"
     );
     eprintln!("{} hostile cases answered as expected", n + 3);
-    assert!(n + 3 >= 40);
+    // The README's "Hostile inputs" table lists every case of this test
+    // (plus the full-disk one below): they must not drift apart.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let last_row = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("### Hostile inputs"))
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            l.strip_prefix("| ")?
+                .split(' ')
+                .next()?
+                .split('–')
+                .next_back()?
+                .parse::<usize>()
+                .ok()
+        })
+        .max()
+        .expect("the README's hostile-inputs table");
+    assert_eq!(
+        n + 3 + 1,
+        last_row,
+        "README table rows vs cases in this test (+1: the full disk)"
+    );
 }
 
 /// A file system that fills up mid-upload: 507, and nothing partial.

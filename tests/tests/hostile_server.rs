@@ -151,6 +151,8 @@ fn server_errors_forever_exit_2() {
         Reply::new(503, b"busy".to_vec())
     });
     let d = tempfile::tempdir().unwrap();
-    fetch(&s.url, d.path()).code(2).stderr(predicates::str::contains("503"));
+    fetch(&s.url, d.path())
+        .code(2)
+        .stderr(predicates::str::contains("the server answered 503"));
     assert_untouched(d.path());
 }

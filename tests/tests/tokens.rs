@@ -130,6 +130,7 @@ fn token_matrix() {
 fn mint_refuses_long_ttls_and_keygen_never_overwrites() {
     let d = tempfile::tempdir().unwrap();
     let (k, p) = keygen(d.path(), "k");
+    let (secret_before, public_before) = (std::fs::read(&k).unwrap(), std::fs::read(&p).unwrap());
     cmd("unikernel-repo")
         .args(["token", "mint", "--key"])
         .arg(&k)
@@ -157,7 +158,16 @@ fn mint_refuses_long_ttls_and_keygen_never_overwrites() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("never overwritten"));
-    assert!(!p.to_string_lossy().is_empty());
+    assert_eq!(
+        std::fs::read(&k).unwrap(),
+        secret_before,
+        "the secret key was overwritten"
+    );
+    assert_eq!(std::fs::read(&p).unwrap(), public_before);
+    assert!(
+        !d.path().join("new.pub").exists(),
+        "a refused keygen wrote a public key"
+    );
 }
 
 #[test]
@@ -195,5 +205,5 @@ fn upload_tool_sends_tokens_from_the_environment_or_a_file() {
         .assert()
         .code(2);
     let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
-    assert!(err.contains("403") && !err.contains(&t), "{err}");
+    assert!(err.contains("the server answered 403") && !err.contains(&t), "{err}");
 }

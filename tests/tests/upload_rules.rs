@@ -111,6 +111,68 @@ fn content_digest_mismatch_is_422_and_stores_nothing() {
     assert_eq!(r.status, 400);
 }
 
+/// A client that reads the image only once sends its digest after it, as a
+/// `content-digest` part (the multipart form of a trailer).
+#[test]
+fn a_content_digest_part_after_the_image_is_checked_like_the_header() {
+    let s = start();
+    s.add_user("ci", "pw", true);
+    let auth = basic("ci", "pw");
+    let img = b"the real image".to_vec();
+    let right = uk_digest::content_digest_header(&uk_digest::hash_reader(&img[..]).unwrap().0);
+    let wrong = uk_digest::content_digest_header(&uk_digest::hash_reader(&b"other"[..]).unwrap().0);
+    let r = upload_multipart(
+        &s.url,
+        "web",
+        "?binary_name=x.hvt",
+        &[
+            ("binary", Some("x.hvt"), &img),
+            ("content-digest", None, wrong.as_bytes()),
+        ],
+        &auth,
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(get_json(&format!("{}/job/web", s.url)).status, 404);
+    assert_eq!(count_files(&s.artifacts_dir()), 0);
+    assert_eq!(s.staging_count(), 0);
+    let r = upload_raw(&s.url, "web", "x", &img, Some(&auth), &[("Content-Digest", &right)]);
+    assert_eq!(r.status, 201);
+    // Header and part must agree.
+    let (ct, body) = multipart(&[
+        ("binary", Some("y.hvt"), b"v2"),
+        ("content-digest", None, wrong.as_bytes()),
+    ]);
+    let r = agent()
+        .post(format!("{}/job/web/platform/p/upload?binary_name=y.hvt", s.url))
+        .header("Authorization", &auth)
+        .header("Content-Type", &ct)
+        .header("Content-Digest", &right)
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let right2 = uk_digest::content_digest_header(&uk_digest::hash_reader(&b"v2"[..]).unwrap().0);
+    let r = upload_multipart(
+        &s.url,
+        "web",
+        "?binary_name=y.hvt",
+        &[
+            ("binary", Some("y.hvt"), b"v2"),
+            ("content-digest", None, right2.as_bytes()),
+        ],
+        &auth,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        r.json()["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["filepath"] != "content-digest"),
+        "the digest part is not stored as an artifact: {}",
+        r.text()
+    );
+}
+
 #[test]
 fn size_limit_is_413_and_stores_nothing() {
     let s = start_with(|c| c.max_upload = 1000);

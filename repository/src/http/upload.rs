@@ -17,7 +17,7 @@ use uk_wire::FileJson;
 
 use crate::db::builds::{Inserted, NewBuild};
 use crate::error::ApiError;
-use crate::staging::stage_stream;
+use crate::staging::{Lingering, lingering, stage_stream};
 use crate::state::AppState;
 use crate::time::now_rfc3339;
 
@@ -35,18 +35,46 @@ struct Received {
     others: Vec<(ArtifactPath, Staged)>,
     /// The job's one-line description (a `synopsis` part).
     synopsis: Option<String>,
+    /// The image's digest from a `content-digest` part, which a client may
+    /// send after the image so that it reads the image only once (the
+    /// multipart form of an HTTP trailer).
+    digest: Option<uk_digest::Sha256>,
 }
+
+/// What is drained of a refused upload before the answer (see `Lingering`).
+const LINGER_BYTES: u64 = 16 << 20;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Longest synopsis kept (characters).
 const MAX_SYNOPSIS: usize = 1024;
 
 pub async fn upload(
     State(st): State<AppState>,
-    Path((job, platform)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     Query(q): Query<UploadQuery>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
+) -> Result<Response, ApiError> {
+    let (body, drain) = lingering(body);
+    match receive_and_commit(st, path, q, peer, headers, body).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            // Refused before the client finished sending (bad credentials,
+            // too large, disk full, …): let it read this answer.
+            drain.run(LINGER_BYTES, LINGER_TIME).await;
+            Err(e)
+        }
+    }
+}
+
+async fn receive_and_commit(
+    st: AppState,
+    (job, platform): (String, String),
+    q: UploadQuery,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: Lingering,
 ) -> Result<Response, ApiError> {
     let start_time = now_rfc3339();
     let job: JobName = job.parse().map_err(ApiError::bad_request)?;
@@ -81,29 +109,32 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let received = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
-        receive_multipart(&st, &job, content_type, body, binary_name).await?
+        receive_multipart(&st, &job, content_type, body, binary_name).await
     } else {
         let name = binary_name.unwrap_or_else(|| default_binary_name(&job));
         let mut budget = st.max_upload;
-        let staged = stage_stream(
-            &st.store,
-            body.into_data_stream(),
-            &mut budget,
-            st.max_upload,
-            st.body_idle_timeout,
-        )
-        .await?;
-        Received {
-            main: Some((ArtifactPath::main_binary(&name), staged)),
-            others: vec![],
-            synopsis: None,
-        }
-    };
+        stage_stream(&st.store, body, &mut budget, st.max_upload, st.body_idle_timeout)
+            .await
+            .map(|staged| Received {
+                main: Some((ArtifactPath::main_binary(&name), staged)),
+                others: vec![],
+                synopsis: None,
+                digest: None,
+            })
+    }?;
 
     let Some((main_path, main)) = received.main else {
         return Err(ApiError::BadRequest(
             "the upload has no image (a part named \"binary\")".into(),
         ));
+    };
+    let expected = match (expected, received.digest) {
+        (Some(h), Some(p)) if h != p => {
+            return Err(ApiError::BadRequest(format!(
+                "the Content-Digest header (sha256 {h}) and the content-digest part (sha256 {p}) disagree"
+            )));
+        }
+        (h, p) => h.or(p),
     };
     if let Some(expected) = expected
         && expected != main.sha256
@@ -201,6 +232,26 @@ pub async fn upload(
     Ok(resp)
 }
 
+/// A small text part (`synopsis`, `content-digest`), read with a size
+/// limit: a part that is not small is refused, not buffered.
+async fn small_part(mut field: multer::Field<'_>, idle: std::time::Duration, what: &str) -> Result<String, ApiError> {
+    const LIMIT: usize = 4096;
+    let mut buf = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
+        .await
+        .map_err(|_| ApiError::RequestTimeout(idle))?
+        .map_err(|e| ApiError::BadRequest(format!("reading the {what} part: {e}")))?
+    {
+        if buf.len() + chunk.len() > LIMIT {
+            return Err(ApiError::BadRequest(format!(
+                "the {what} part is longer than {LIMIT} bytes"
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| ApiError::BadRequest(format!("the {what} part is not UTF-8")))
+}
+
 /// builder-web's default for an upload without `binary_name`.
 fn default_binary_name(job: &JobName) -> BinaryName {
     format!("{job}.bin")
@@ -218,17 +269,18 @@ async fn receive_multipart(
     st: &AppState,
     job: &JobName,
     content_type: &str,
-    body: Body,
+    body: Lingering,
     binary_name: Option<BinaryName>,
 ) -> Result<Received, ApiError> {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|e| ApiError::BadRequest(format!("bad multipart Content-Type: {e}")))?;
-    let mut mp = multer::Multipart::new(body.into_data_stream(), boundary);
+    let mut mp = multer::Multipart::new(body, boundary);
     let mut budget = st.max_upload;
     let mut got = Received {
         main: None,
         others: vec![],
         synopsis: None,
+        digest: None,
     };
     let mut seen = std::collections::HashSet::new();
     let mut parts = 0;
@@ -245,15 +297,20 @@ async fn receive_multipart(
         }
         let name = field.name().unwrap_or("").to_owned();
         if name == "synopsis" {
-            let text = tokio::time::timeout(st.body_idle_timeout, field.text())
-                .await
-                .map_err(|_| ApiError::RequestTimeout(st.body_idle_timeout))?
-                .map_err(|e| ApiError::BadRequest(format!("reading the synopsis part: {e}")))?;
+            let text = small_part(field, st.body_idle_timeout, "synopsis").await?;
             let line = text.lines().next().unwrap_or("").trim();
             if line.chars().any(char::is_control) {
                 return Err(ApiError::BadRequest("the synopsis has control characters".into()));
             }
             got.synopsis = Some(line.chars().take(MAX_SYNOPSIS).collect());
+            continue;
+        }
+        if name == "content-digest" {
+            let text = small_part(field, st.body_idle_timeout, "content-digest").await?;
+            got.digest = parse_content_digest(text.trim())
+                .map_err(ApiError::bad_request)?
+                .ok_or_else(|| ApiError::BadRequest("the content-digest part has no sha-256 digest".into()))
+                .map(Some)?;
             continue;
         }
         let path = if name == "binary" {

@@ -6,5 +6,7 @@ pub mod bins;
 pub mod host;
 pub mod hostile;
 pub mod process;
+pub mod sample;
 pub mod server;
+pub mod shape;
 pub mod solo5;

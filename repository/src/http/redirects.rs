@@ -164,9 +164,7 @@ pub async fn latest_rest(
     // `rest` was percent-decoded by the router; only plain path characters
     // go back into a Location header.
     if rest.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
-        || !rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-+~@,/".contains(&b))
+        || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+~@,/".contains(&b))
     {
         return Err(ApiError::BadRequest(format!("invalid path {rest:?} after latest/")));
     }

@@ -32,6 +32,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/robots.txt", get(html::robots))
         .route("/style.css", get(html::stylesheet))
+        .route("/favicon.ico", get(html::favicon))
         .route("/job/{job}", get(views::job))
         .route("/job/{job}/platform/{platform}/upload", post(upload::upload))
         .route("/job/{job}/build/latest", get(redirects::latest))

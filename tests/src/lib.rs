@@ -3,6 +3,7 @@
 //! ([`bins`]), and the Solo5 images and tenders ([`solo5`]).
 
 pub mod bins;
+pub mod browser;
 pub mod host;
 pub mod hostile;
 pub mod process;

@@ -71,7 +71,8 @@ pub struct Sample {
     pub left: String,
     /// Job `web`, `ticker-v2.hvt`: the second (latest) build.
     pub right: String,
-    /// Job `net`: `needsnet.hvt` (one network device), no compare inputs.
+    /// Job `net`: `needsnet.hvt` (one network device) and a signature, no
+    /// compare inputs.
     pub net: String,
     /// Job `notes`: a file that is not a Solo5 image, no synopsis.
     pub plain: String,
@@ -128,7 +129,11 @@ pub fn fill(s: &Server) -> Sample {
         "net",
         "net.hvt",
         &read("needsnet.hvt"),
-        &[("synopsis", b"Needs a network")],
+        &[
+            ("synopsis", b"Needs a network"),
+            // Not checked by the repository; shown and linked on the build page.
+            ("bin/net.hvt.minisig", b"untrusted comment: signature\nRWQ=\n"),
+        ],
     );
     let plain = upload(s, &auth, "notes", "notes.txt", b"not a unikernel\n", &[]);
     Sample {
@@ -138,4 +143,57 @@ pub fn fill(s: &Server) -> Sample {
         plain,
         auth,
     }
+}
+
+/// Sends a deployment report for a build, as `deploy-hvt` does.
+pub fn report(s: &Server, auth: &str, job: &str, uuid: &str, host: &str, result: &str, message: &str) {
+    let b = crate::server::get_json(&format!("{}/job/{job}/build/{uuid}", s.url)).json();
+    let sha = b["main_binary_file"]["sha256"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({
+        "host": host, "sha256": sha, "result": result, "action": "deploy", "message": message,
+        "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:00:01Z",
+    });
+    let r = crate::server::agent()
+        .post(&format!("{}/job/{job}/build/{uuid}/deployments", s.url))
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(r.status(), 201, "report of {host} for {job}/{uuid}");
+}
+
+/// A hostile deployment message (a host's text is shown on pages too).
+pub const HOSTILE_MESSAGE: &str = "health check failed: <iframe src=\"/\"></iframe>";
+
+/// The sample plus what the pages show beyond builder-web: hosts (host-a
+/// runs the latest `web` image, host-b rolled it back and runs the first
+/// build), the latest image rebuilt on another platform (one group, two
+/// builds), and a job with more builds than a page shows.
+pub fn fill_for_pages(s: &Server) -> Sample {
+    let x = fill(s);
+    report(s, &x.auth, "web", &x.left, "host-a", "deployed", "");
+    report(s, &x.auth, "web", &x.left, "host-b", "deployed", "");
+    report(s, &x.auth, "web", &x.right, "host-a", "deployed", "healthy");
+    report(s, &x.auth, "web", &x.right, "host-b", "rolled-back", HOSTILE_MESSAGE);
+    rebuild_on_other_platform(s, &x);
+    for i in 0..25u32 {
+        let image = format!("image {i} of many\n").into_bytes();
+        upload(s, &x.auth, "many", "many.bin", &image, &[]);
+    }
+    x
+}
+
+/// Uploads the latest `web` image again on another platform: a second
+/// build in the same main-binary group.
+fn rebuild_on_other_platform(s: &Server, x: &Sample) -> String {
+    let image = std::fs::read(solo5_images().join("ticker-v2.hvt")).unwrap();
+    let url = format!("{}/job/web/platform/ubuntu-24.04/upload?binary_name=web.hvt", s.url);
+    let r = crate::server::agent()
+        .post(&url)
+        .header("Authorization", &x.auth)
+        .send(&image[..])
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    loc.rsplit('/').next().unwrap().to_owned()
 }

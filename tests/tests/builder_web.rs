@@ -90,6 +90,7 @@ fn build_json() {
     let (s, x) = sample_server();
     let net = get_json(&format!("{}/job/net/build/{}", s.url, x.net)).json();
     assert_conforms(&fixture("build.json"), &net, &[]);
+    assert_eq!(net["main_binary_file"]["signature"], "bin/net.hvt.minisig", "{net}");
     let b = get_json(&format!("{}/job/web/build/{}", s.url, x.right)).json();
     assert_conforms(&fixture("build-plain.json"), &b, &[]);
     assert_eq!(

@@ -89,7 +89,7 @@ pub async fn job_deployments(
             Ok(Some((
                 deployments::last_per_host(c, &j)?,
                 deployments::recent(c, &j, REPORTS_READ)?,
-                builds::latest(c, &j, None)?.map(|b| b.uuid),
+                builds::latest(c, &j, None)?.map(|b| (b.uuid, b.main_file().map(|f| f.sha256))),
             )))
         })
         .await?
@@ -98,7 +98,8 @@ pub async fn job_deployments(
         deployments: list,
         hosts: running::hosts(&reports),
         history: reports.into_iter().take(HISTORY).collect(),
-        latest,
+        latest: latest.map(|(u, _)| u),
+        latest_sha256: latest.and_then(|(_, s)| s),
     };
     if wants_json(&headers) {
         return Ok(Json(json).into_response());

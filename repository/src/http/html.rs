@@ -1,4 +1,4 @@
-//! What the pages share that is not a page: the stylesheet, robots.txt,
+//! What the pages share that is not a page: the stylesheet, the icon, robots.txt,
 //! the fallback 404, and the middleware that turns a JSON error body into
 //! an error page when a browser asked (the pages themselves are in
 //! `pages/`).
@@ -21,6 +21,18 @@ pub async fn stylesheet() -> impl axum::response::IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("style.css"),
+    )
+}
+
+/// `GET /favicon.ico`: browsers ask for it on every page (a 404 would be
+/// an error in their console); a PNG, which they all take at that path.
+pub async fn favicon() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        &include_bytes!("favicon.png")[..],
     )
 }
 

@@ -4,6 +4,7 @@
 //! host's newest report) and `history`, and adds `hosts` and `latest`.
 
 use askama::Template;
+use uk_digest::Sha256;
 use uk_names::BuildId;
 use uk_wire::DeploymentJson;
 
@@ -17,8 +18,9 @@ pub struct DeploymentsPageJson {
     /// The job's newest reports, newest first.
     pub history: Vec<DeploymentJson>,
     pub hosts: Vec<HostState>,
-    /// The job's latest build, to tell hosts that are behind.
+    /// The job's latest build and its image, to tell hosts that are behind.
     pub latest: Option<BuildId>,
+    pub latest_sha256: Option<Sha256>,
 }
 
 struct Host {
@@ -68,7 +70,7 @@ impl DeploymentsPage {
                 .map(|h| Host {
                     host: h.host.clone(),
                     current: h.current.as_ref().map(|c| (c.uuid.to_string(), short(&c.uuid))),
-                    on_latest: h.current.as_ref().is_some_and(|c| Some(c.uuid) == j.latest),
+                    on_latest: h.current.as_ref().is_some_and(|c| Some(c.sha256) == j.latest_sha256),
                     last: row(&h.last),
                 })
                 .collect(),

@@ -21,7 +21,7 @@ pub struct RunningJson {
     pub uuid: Option<BuildId>,
     /// Its newest report's result.
     pub result: &'static str,
-    /// It runs the job's latest build.
+    /// It runs the image of the job's latest build.
     pub latest: bool,
 }
 
@@ -44,18 +44,19 @@ pub fn json(jobs: Vec<(JobSummaryJson, Vec<HostState>)>) -> FrontJson {
     let jobs: Vec<FrontJobJson> = jobs
         .into_iter()
         .map(|(job, hosts)| {
-            let latest = job.latest.as_ref().map(|l| l.uuid);
+            let latest = job
+                .latest
+                .as_ref()
+                .and_then(|l| l.main_binary.as_ref())
+                .map(|m| m.sha256);
             FrontJobJson {
                 hosts: hosts
                     .into_iter()
-                    .map(|h| {
-                        let uuid = h.current.as_ref().map(|c| c.uuid);
-                        RunningJson {
-                            host: h.host,
-                            uuid,
-                            result: h.last.result.as_str(),
-                            latest: uuid.is_some() && uuid == latest,
-                        }
+                    .map(|h| RunningJson {
+                        uuid: h.current.as_ref().map(|c| c.uuid),
+                        latest: h.current.as_ref().is_some_and(|c| Some(c.sha256) == latest),
+                        result: h.last.result.as_str(),
+                        host: h.host,
                     })
                     .collect(),
                 job,

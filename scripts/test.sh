@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 # time: GNU time measures the tools' peak RSS; libseccomp-dev, pkg-config,
 # make, gcc: the Solo5 build; iproute2: network namespaces for tap devices;
 # minisign: signature interop;
-# curl: the scripts.
-pkgs=(time libseccomp-dev pkg-config make gcc iproute2 curl minisign)
+# curl: the scripts; chromium, chromium-driver: the browser tests.
+pkgs=(time libseccomp-dev pkg-config make gcc iproute2 curl minisign chromium chromium-driver)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

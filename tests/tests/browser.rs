@@ -325,6 +325,7 @@ fn screenshots() {
             ("compare", format!("/compare/{}/{}", x.left, x.right)),
             ("error", "/job/nope".to_owned()),
         ];
+        b.client.set_window_size(1280, 1200).await.unwrap();
         for (name, path) in pages {
             b.client.goto(&format!("{}{path}", s.url)).await.unwrap();
             let png = b.client.screenshot().await.unwrap();

@@ -108,14 +108,19 @@ pub async fn compare_builds(
     if wants_json(&headers) {
         return Ok(Json(json).into_response());
     }
-    let missing = lmissing
-        .iter()
-        .map(|p| format!("The left build has no {p}: compared as empty."))
-        .chain(
-            rmissing
+    let note = |side: &str, b: &BuildRow, missing: &[&str]| -> Vec<String> {
+        match (&b.vacuumed, missing) {
+            (_, []) => vec![],
+            (Some(when), _) => vec![format!(
+                "The files of the {side} build were removed by vacuum on {when}: its inputs are compared as empty."
+            )],
+            (None, _) => missing
                 .iter()
-                .map(|p| format!("The right build has no {p}: compared as empty.")),
-        )
-        .collect();
+                .map(|p| format!("The {side} build has no {p}: compared as empty."))
+                .collect(),
+        }
+    };
+    let mut missing = note("left", &lb, &lmissing);
+    missing.extend(note("right", &rb, &rmissing));
     pages::render(&pages::compare::ComparePage::new(&json, missing))
 }

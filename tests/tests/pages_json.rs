@@ -57,7 +57,7 @@ fn job_page_twin_groups_filters_and_pages() {
         groups[0]["main_binary"]["sha256"],
         groups[0]["builds"][1]["main_binary"]["sha256"]
     );
-    assert_eq!(strs(&groups[1]["builds"], "uuid"), [x.left.clone()]);
+    assert_eq!(strs(&groups[1]["builds"], "uuid"), [x.left.as_str()]);
     assert_eq!(j["synopsis"], sample::HOSTILE_SYNOPSIS);
 
     let f = get_json(&format!("{}/job/web?platform=debian-12", s.url)).json();

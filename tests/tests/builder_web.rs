@@ -379,3 +379,13 @@ fn vacuumed_builds_keep_their_json_and_their_files_answer_410() {
     assert_eq!(c.status, 200, "{}", c.text());
     assert_eq!(c.json()["opam_diff"]["only_in_right"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn compare_reads_at_most_8_mib_of_each_input() {
+    let (s, x) = sample_server();
+    let huge = vec![b'x'; (8 << 20) + 1];
+    let u = sample::upload(&s, &x.auth, "web", "big.hvt", b"big", &[("opam-switch", &huge)]);
+    let r = get_json(&format!("{}/compare/{}/{u}", s.url, x.left));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("opam-switch"), "{}", r.text());
+}

@@ -27,7 +27,10 @@ use packages::DiffMap;
 pub const INPUTS: [&str; 3] = ["opam-switch", "build-environment", "system-packages"];
 /// Largest input read (an opam switch export with every overlay is a few
 /// hundred KiB).
-const MAX_INPUT: u64 = 16 << 20;
+const MAX_INPUT: u64 = 8 << 20;
+/// Comparisons that may run at once: each holds up to six inputs in memory
+/// and parses them on the blocking pool; more requests wait their turn.
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// One side, as builder-web's `left`/`right` objects.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -102,9 +105,15 @@ pub async fn compare_builds(
         .await?;
     let lb = lb.ok_or_else(|| ApiError::NotFound(format!("no build {l}")))?;
     let rb = rb.ok_or_else(|| ApiError::NotFound(format!("no build {r}")))?;
+    let _slot = RUNNING
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Busy("comparisons are not available".into()))?;
     let (lt, lmissing) = inputs(&st, &lb).await?;
     let (rt, rmissing) = inputs(&st, &rb).await?;
-    let json = compare(&lb, &lt, &rb, &rt);
+    let (json, lb, rb) = tokio::task::spawn_blocking(move || (compare(&lb, &lt, &rb, &rt), lb, rb))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("comparing two builds")))?;
     if wants_json(&headers) {
         return Ok(Json(json).into_response());
     }

@@ -143,3 +143,44 @@ impl JobPage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(n: u8, sha: Option<u8>) -> JobBuildJson {
+        JobBuildJson {
+            uuid: format!("00000000-0000-4000-8000-0000000000{n:02}").parse().unwrap(),
+            platform: "debian-12".parse().unwrap(),
+            finish_time: String::new(),
+            main_binary: sha.map(|s| JobFileJson {
+                filename: "a.hvt".into(),
+                sha256: format!("{s:02x}").repeat(32).parse().unwrap(),
+                size: 1,
+            }),
+            vacuumed: false,
+        }
+    }
+
+    #[test]
+    fn groups_by_digest_in_order_of_newest_build() {
+        let builds = [build(4, Some(1)), build(3, Some(2)), build(2, Some(1)), build(1, None)];
+        let g = group(&builds);
+        let shape: Vec<Vec<_>> = g
+            .iter()
+            .map(|g| g.builds.iter().map(|b| b.uuid.to_string()[34..].to_owned()).collect())
+            .collect();
+        assert_eq!(shape, [vec!["04", "02"], vec!["03"], vec!["01"]]);
+        assert!(g[2].main_binary.is_none());
+    }
+
+    #[test]
+    fn pages_are_clamped() {
+        let many: Vec<JobBuildJson> = (0..45).map(|i| build(i, Some(i))).collect();
+        let (list, page, pages) = paginate(group(&many), 3);
+        assert_eq!((list.len(), page, pages), (5, 3, 3));
+        let (list, page, _) = paginate(group(&many), 0);
+        assert_eq!((list.len(), page), (PER_PAGE, 1));
+        assert_eq!(paginate(Vec::new(), 7).1, 1);
+    }
+}

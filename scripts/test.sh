@@ -18,8 +18,9 @@ cd "$(dirname "$0")/.."
 # time: GNU time measures the tools' peak RSS; libseccomp-dev, pkg-config,
 # make, gcc: the Solo5 build; iproute2: network namespaces for tap devices;
 # minisign: signature interop; openssl: the TLS first-run recipe; man-db and
-# dpkg: the package test; strace: the durability-order test; curl: the scripts.
-pkgs=(time libseccomp-dev pkg-config make gcc iproute2 curl minisign openssl man-db dpkg strace)
+# dpkg: the package test; strace: the durability-order test; chromium,
+# chromium-driver: the browser tests; curl: the scripts.
+pkgs=(time libseccomp-dev pkg-config make gcc iproute2 curl minisign openssl man-db dpkg strace chromium chromium-driver)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

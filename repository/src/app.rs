@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
-use crate::http::{deployments, files, html, redirects, status, upload, views};
+use crate::http::{compare, deployments, files, html, redirects, status, upload, views};
 use crate::listen::ConnLimits;
 use crate::state::AppState;
 
@@ -26,11 +26,13 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(views::jobs))
         .route("/all-builds", get(views::all_builds))
+        .route("/compare/{left}/{right}", get(compare::compare_builds))
         .route("/hash", get(redirects::by_hash))
         .route("/healthz", get(status::healthz))
         .route("/metrics", get(status::metrics))
         .route("/robots.txt", get(html::robots))
         .route("/style.css", get(html::stylesheet))
+        .route("/favicon.ico", get(html::favicon))
         .route("/job/{job}", get(views::job))
         .route("/job/{job}/platform/{platform}/upload", post(upload::upload))
         .route("/job/{job}/build/latest", get(redirects::latest))

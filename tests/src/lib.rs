@@ -3,8 +3,11 @@
 //! ([`bins`]), and the Solo5 images and tenders ([`solo5`]).
 
 pub mod bins;
+pub mod browser;
 pub mod host;
 pub mod hostile;
 pub mod process;
+pub mod sample;
 pub mod server;
+pub mod shape;
 pub mod solo5;

@@ -51,6 +51,11 @@ pub struct Args {
     #[arg(long, env = "UKREPO_SIGN_KEY", value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
 
+    /// The job's one-line description, shown on the repository's pages and
+    /// in its job list (mollymawk shows it in its deploy form).
+    #[arg(long, env = "UKREPO_SYNOPSIS", value_name = "TEXT")]
+    pub synopsis: Option<String>,
+
     /// Print the build JSON instead of its URL.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +86,7 @@ struct Plan {
     sha256: Sha256,
     size: u64,
     attachments: Vec<(ArtifactPath, PathBuf)>,
+    synopsis: Option<String>,
     /// Keeps the signature's temporary file until the upload is done.
     _signature: Option<tempfile::TempPath>,
 }
@@ -115,6 +121,11 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         File::open(&file).with_context(|| format!("--attach {a:?}: opening {:?}", file.display()))?;
         attachments.push((path, file));
     }
+    if let Some(text) = &args.synopsis
+        && (text.chars().any(char::is_control) || text.len() > 1024)
+    {
+        bail!("--synopsis must be one line of at most 1024 bytes without control characters");
+    }
     let (sha256, size) =
         uk_digest::hash_file(&args.image).with_context(|| format!("reading the image {:?}", args.image.display()))?;
     let signature = match &args.sign_key {
@@ -135,6 +146,7 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         sha256,
         size,
         attachments,
+        synopsis: args.synopsis.clone(),
         _signature: signature.map(|(_, t)| t),
     })
 }
@@ -205,14 +217,15 @@ fn send(client: &Client, url: &str, plan: &Plan) -> Result<(u16, BuildJson), Cli
     let req = client
         .post(url)
         .header("Content-Digest", content_digest_header(&plan.sha256));
-    let (content_type, len, body) = if plan.attachments.is_empty() {
+    let (content_type, len, body) = if plan.attachments.is_empty() && plan.synopsis.is_none() {
         (
             "application/octet-stream".to_owned(),
             plan.size,
             Box::new(image) as Box<dyn std::io::Read + Send>,
         )
     } else {
-        multipart::body(&plan.sha256, &plan.name, image, plan.size, &plan.attachments).map_err(io)?
+        let synopsis = plan.synopsis.as_deref();
+        multipart::body(&plan.sha256, &plan.name, image, plan.size, &plan.attachments, synopsis).map_err(io)?
     };
     let bar = progress::bar(len, "upload");
     let reader = bar.wrap_read(body);

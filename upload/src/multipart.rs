@@ -1,5 +1,6 @@
 //! A streaming `multipart/form-data` body: the image as part `binary`, each
-//! attachment as a part named by its artifact path. Files are read as the
+//! attachment as a part named by its artifact path, the job's synopsis as
+//! part `synopsis`. Files are read as the
 //! body is sent, never held in memory; the length is known up front.
 
 use std::fs::File;
@@ -25,6 +26,7 @@ pub fn body(
     image: File,
     image_len: u64,
     attachments: &[(ArtifactPath, PathBuf)],
+    synopsis: Option<&str>,
 ) -> io::Result<(String, u64, Body)> {
     // Names are validated ([A-Za-z0-9._-/]), so they need no quoting; the
     // boundary carries the image digest, so it cannot occur by accident.
@@ -45,6 +47,14 @@ pub fn body(
         head.extend(part_header(&boundary, path.as_str(), path.file_name()));
         push_bytes(&mut pieces, head);
         pieces.push(Box::new(f));
+    }
+    if let Some(text) = synopsis {
+        // One line without control characters (checked by the caller), so
+        // it cannot hold the boundary's CRLF-dash-dash sequence.
+        push_bytes(
+            &mut pieces,
+            format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"synopsis\"\r\n\r\n{text}").into_bytes(),
+        );
     }
     push_bytes(&mut pieces, format!("\r\n--{boundary}--\r\n").into_bytes());
     let reader = pieces

@@ -419,3 +419,27 @@ pub fn mark_vacuumed(
     }
     Ok((chosen.into_iter().map(|(_, v)| v).collect(), shas))
 }
+
+/// One build by its id alone, whatever its job (`/compare` names builds so).
+pub fn build_by_uuid(conn: &Connection, uuid: &BuildId) -> anyhow::Result<Option<BuildRow>> {
+    let sql = format!("SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id WHERE b.uuid = ?1");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row([uuid.to_string()], build_from_row)
+        .optional()?;
+    with_artifacts(conn, row)
+}
+
+/// The build of the same job and platform committed just before `b` (the
+/// build page's "compare with the previous build").
+pub fn previous(conn: &Connection, b: &BuildRow) -> anyhow::Result<Option<BuildId>> {
+    conn.prepare_cached(
+        "SELECT b.uuid FROM builds b JOIN jobs j ON j.id = b.job_id
+         WHERE j.name = ?1 AND b.platform = ?2 AND b.id < ?3 ORDER BY b.id DESC LIMIT 1",
+    )?
+    .query_row(params![b.job.as_str(), b.platform.as_str(), b.id], |r| {
+        parse(r.get(0)?, "uuid")
+    })
+    .optional()
+    .context("looking up the previous build")
+}

@@ -11,10 +11,12 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use uk_wire::{DeploymentReport, DeploymentsJson};
 
-use super::{html, parse_build, parse_job, wants_json};
+use super::pages::{self, deployments::DeploymentsPage, deployments::DeploymentsPageJson};
+use super::views::REPORTS_READ;
+use super::{parse_build, parse_job, running, wants_json};
 use crate::db::{builds, deployments};
 use crate::error::ApiError;
 use crate::longpoll::{Waited, wait_for};
@@ -78,7 +80,7 @@ pub async fn job_deployments(
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
     let j = job.clone();
-    let (list, history) = st
+    let (list, reports, latest) = st
         .db
         .read(move |c| {
             if !builds::job_exists(c, &j)? {
@@ -86,15 +88,23 @@ pub async fn job_deployments(
             }
             Ok(Some((
                 deployments::last_per_host(c, &j)?,
-                deployments::recent(c, &j, HISTORY)?,
+                deployments::recent(c, &j, REPORTS_READ)?,
+                builds::latest(c, &j, None)?.map(|b| (b.uuid, b.main_file().map(|f| f.sha256))),
             )))
         })
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job {:?}", job.as_str())))?;
+    let json = DeploymentsPageJson {
+        deployments: list,
+        hosts: running::hosts(&reports),
+        history: reports.into_iter().take(HISTORY).collect(),
+        latest: latest.map(|(u, _)| u),
+        latest_sha256: latest.and_then(|(_, s)| s),
+    };
     if wants_json(&headers) {
-        return Ok(Json(serde_json::json!({"deployments": list, "history": history})).into_response());
+        return Ok(Json(json).into_response());
     }
-    Ok(Html(html::deployments_page(&job, &list, &history)).into_response())
+    pages::render(&DeploymentsPage::new(job.as_str(), &json))
 }
 
 #[derive(serde::Deserialize)]

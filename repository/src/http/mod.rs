@@ -1,10 +1,15 @@
 //! HTTP handlers, one function per endpoint of CONTRACT.md §2, grouped by
-//! what they serve: uploads, views (HTML or JSON), redirects, artifact bytes.
+//! what they serve: uploads, views (JSON, or the pages of `pages/`), the
+//! comparison of two builds, redirects, artifact bytes.
 
+pub mod compare;
 pub mod deployments;
 pub mod files;
 pub mod html;
+pub mod pages;
+pub mod read;
 pub mod redirects;
+pub mod running;
 pub mod status;
 pub mod upload;
 pub mod views;

@@ -1,0 +1,11 @@
+//! The error page browsers get instead of a JSON error body
+//! (`html::error_pages` turns one into the other).
+
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub status: String,
+    pub message: String,
+}

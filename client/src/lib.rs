@@ -9,5 +9,5 @@ pub mod client;
 pub mod download;
 pub mod retry;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, Current, IDLE_TIMEOUT};
 pub use uk_cli::ConnectArgs;

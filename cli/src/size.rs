@@ -23,7 +23,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// `n` bytes for people: `1 GiB`, `512 KiB`, `1000 bytes`.
 pub fn show_size(n: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{} {unit}", n >> shift);
         }
     }

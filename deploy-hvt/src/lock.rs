@@ -3,6 +3,7 @@
 //! then fails clearly; the kernel drops the lock if its holder dies.
 
 use std::fs::{File, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -17,6 +18,8 @@ pub fn acquire(state: &State, wait: Duration) -> anyhow::Result<Lock> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .with_context(|| format!("opening {:?}", path.display()))?;
     let end = Instant::now() + wait;

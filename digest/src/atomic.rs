@@ -174,7 +174,7 @@ pub fn remove_stale(dir: &Path, prefix: &str) -> io::Result<usize> {
         let e = e?;
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with(&start) && name.ends_with(".tmp")) || !e.file_type()?.is_file() {
+        if !(name.starts_with(&start) && name.ends_with(".tmp") && e.file_type()?.is_file()) {
             continue;
         }
         let path = e.path();
@@ -241,7 +241,11 @@ mod tests {
         assert_eq!(remove_stale(dir.path(), "image.hvt").unwrap(), 1);
         assert!(!stale.exists() && other.exists() && live.path().exists());
         let staged = live.finish().unwrap();
-        assert_eq!(remove_stale(dir.path(), "image.hvt").unwrap(), 0, "a finished, unrenamed file is still held");
+        assert_eq!(
+            remove_stale(dir.path(), "image.hvt").unwrap(),
+            0,
+            "a finished, unrenamed file is still held"
+        );
         staged.persist(&dest).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"still writing");
     }

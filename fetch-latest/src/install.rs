@@ -87,7 +87,7 @@ pub fn install(
     let build_ref = BuildRef {
         job: job.clone(),
         uuid: build.uuid,
-        platform: build.platform.clone(),
+        platform: Some(build.platform.clone()),
         sha256: main.sha256,
     };
     write_beside(&beside(output, ".build.json"), &serde_json::to_vec(&build_ref)?)

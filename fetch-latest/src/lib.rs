@@ -147,7 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         exit::out(format!("{} {}", main.sha256, build.uuid))?;
         return Ok(exit::code(exit::SUCCESS));
     }
-    let output = args.output.expect("clap requires one of --print-sha256, --print-build, --output");
+    let output = args
+        .output
+        .expect("clap requires one of --print-sha256, --print-build, --output");
     install::install(&client, &args.job, &build, &main, &output, args.verify_key.as_deref())?;
     exit::out(format!("{}  {}", main.sha256, output.display()))?;
     Ok(exit::code(exit::SUCCESS))

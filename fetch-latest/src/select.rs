@@ -50,13 +50,10 @@ pub fn build(
             .with_context(|| format!("looking up the latest build of job {:?}", job.as_str()))?,
     };
     check(&build, want)?;
-    let main = build.main_binary_file.clone().with_context(|| {
-        format!(
-            "build {} of job {:?} has no main binary",
-            build.uuid,
-            job.as_str()
-        )
-    })?;
+    let main = build
+        .main_binary_file
+        .clone()
+        .with_context(|| format!("build {} of job {:?} has no main binary", build.uuid, job.as_str()))?;
     Ok(Some((build, main)))
 }
 
@@ -83,7 +80,10 @@ pub fn check(build: &BuildJson, want: &Want<'_>) -> anyhow::Result<()> {
     if let Some(id) = want.build
         && &build.uuid != id
     {
-        bail!("the repository answered with build {}, but build {id} was asked for", build.uuid);
+        bail!(
+            "the repository answered with build {}, but build {id} was asked for",
+            build.uuid
+        );
     }
     Ok(())
 }

@@ -180,11 +180,12 @@ fn status_json_reports_digest_pid_and_last_result() {
     assert_eq!(s["failed"][0], sha_of(&h.image("crash")));
     h.deploy_hvt("stop").assert().code(0);
     assert!(h.tenders().is_empty());
+    // Not running: exit 1.
     let out = h
         .deploy_hvt("status")
         .arg("--json")
         .assert()
-        .code(0)
+        .code(1)
         .get_output()
         .stdout
         .clone();
@@ -353,7 +354,10 @@ fn start_falls_back_to_the_previous_image_when_current_is_unhealthy() {
     h.deploy_hvt("start")
         .assert()
         .code(3)
-        .stderr(predicates::str::contains("back on"));
+        .stderr(predicates::str::contains(format!(
+            "rolled back to {}",
+            sha_of(&h.image("ticker-v1"))
+        )));
     let v1 = sha_of(&h.image("ticker-v1"));
     assert!(
         h.the_tender().image.to_string_lossy().contains(&v1),

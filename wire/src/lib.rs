@@ -112,7 +112,9 @@ pub struct ErrorJson {
 pub struct BuildRef {
     pub job: JobName,
     pub uuid: BuildId,
-    pub platform: PlatformName,
+    /// Unknown when only the build's uuid was given (`deploy-hvt --build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformName>,
     pub sha256: Sha256,
 }
 

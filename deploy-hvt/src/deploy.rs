@@ -14,7 +14,7 @@ use uk_names::BuildId;
 use uk_wire::BuildRef;
 
 use crate::config::{Config, Restart};
-use crate::flows::{Outcome, Session, Switched, crash_point, pick_previous, sha_or_none, switch};
+use crate::flows::{Outcome, Session, Switched, back_from, crash_point, older_than, sha_or_none, switch};
 use crate::journal::{self, Entry};
 use crate::state::{State, read_small};
 use crate::verify::Refused;
@@ -165,9 +165,9 @@ pub fn deploy(s: &Session<'_>, a: &DeployArgs<'_>) -> anyhow::Result<Outcome> {
     let (back, back_prev) = match old.as_ref().filter(|o| **o != image) {
         Some(o) => (Some(o.clone()), old_prev.clone()),
         None => {
-            let b = pick_previous(state, &sha, &[])?;
+            let b = back_from(state, &image)?;
             let bp = match &b {
-                Some(b) => pick_previous(state, &b.sha256, &[sha])?.filter(|p| p != b),
+                Some(b) => older_than(state, b, &[sha])?,
                 None => None,
             };
             (b, bp)

@@ -119,19 +119,36 @@ pub fn run_and_check(cfg: &Config, state: &State, image: &Image) -> Result<(), U
     })
 }
 
-/// The image to fall back to from `current`: `previous` when it is a good
-/// one, else the newest kept image that is neither current, nor failed here,
-/// nor in `exclude`. A rollback therefore never goes to an image that was
-/// rolled back from.
-pub fn pick_previous(state: &State, current: &Sha256, exclude: &[Sha256]) -> anyhow::Result<Option<Image>> {
+/// The image to go back to from `current`: `previous` when it is a good one
+/// (not current, not failed here or rolled back from), else the newest good
+/// image older than `current`.
+pub fn back_from(state: &State, current: &Image) -> anyhow::Result<Option<Image>> {
     let failed = state.failed();
-    let good = |i: &Image| &i.sha256 != current && !failed.contains_key(&i.sha256) && !exclude.contains(&i.sha256);
     if let Some(p) = state.link("previous")?
-        && good(&p)
+        && p != *current
+        && !failed.contains_key(&p.sha256)
     {
         return Ok(Some(p));
     }
-    Ok(state.kept()?.into_iter().find(good))
+    older_than(state, current, &[])
+}
+
+/// The newest good kept image stored before `image` (neither failed here
+/// nor rolled back from, nor in `exclude`): the `previous` of an image that
+/// was gone back to, so that the next rollback goes further back, never
+/// forward.
+pub fn older_than(state: &State, image: &Image, exclude: &[Sha256]) -> anyhow::Result<Option<Image>> {
+    let failed = state.failed();
+    let stored = |i: &Image| std::fs::symlink_metadata(&i.path).and_then(|m| m.modified()).ok();
+    let Some(limit) = stored(image) else {
+        return Ok(None);
+    };
+    Ok(state.kept()?.into_iter().find(|i| {
+        i != image
+            && !failed.contains_key(&i.sha256)
+            && !exclude.contains(&i.sha256)
+            && stored(i).is_some_and(|t| t < limit)
+    }))
 }
 
 /// How a [`switch`] ended.

@@ -194,6 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Supervise { .. } => return supervise::supervise(&cfg, reporter.as_ref()),
         Cmd::Deploy { quiet, .. } => *quiet,
         Cmd::Start { unattended, .. } => *unattended,
+        Cmd::Report { .. } => true,
         _ => false,
     };
     let s = Session::open(&cfg)?;

@@ -1,13 +1,13 @@
 //! `deploy-hvt rollback [--to SHA]`: back to `previous` (or to any kept
 //! image), sticky: the image left is recorded as rolled back by hand, so
 //! neither the cron script nor the watcher deploys it again (until `deploy
-//! --retry-failed`), and the new `previous` is never an image rolled back
-//! from: a second rollback goes further back, never forward. Signatures are
+//! --retry-failed`), and the new `previous` is an image stored before the
+//! one gone back to: a second rollback goes further back, never forward. Signatures are
 //! not checked for downgrades here: going back is the point.
 
 use anyhow::{Context, bail};
 
-use crate::flows::{Outcome, Session, Switched, pick_previous, switch};
+use crate::flows::{Outcome, Session, Switched, back_from, older_than, switch};
 use crate::journal::{self, Entry};
 use crate::marks::Why;
 use crate::state::{Image, State};
@@ -44,12 +44,12 @@ pub fn rollback(s: &Session<'_>, to: Option<&str>) -> anyhow::Result<Outcome> {
             }
             t
         }
-        None => pick_previous(state, &cur.sha256, &[])?.context(
-            "there is no image to roll back to: every other kept image failed here or was rolled back from (use --to SHA to pick one anyway)",
+        None => back_from(state, &cur)?.context(
+            "there is no image to roll back to: no older kept image that did not fail here or was rolled back from (--to SHA picks one anyway)",
         )?,
     };
     state.mark_failed(&cur.sha256, Why::RolledBackByHand)?;
-    let prev = pick_previous(state, &target.sha256, &[cur.sha256])?;
+    let prev = older_than(state, &target, &[cur.sha256])?;
     let (t, c) = (target.sha256, cur.sha256);
     match switch(s, &target, prev.as_ref(), Some((&cur, old_prev.as_ref())))? {
         Switched::Healthy => {

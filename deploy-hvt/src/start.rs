@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 
 use crate::config::Restart;
 use crate::deploy::is_active;
-use crate::flows::{Outcome, STOP_GRACE, Session, Switched, pick_previous, run_and_check, switch, unix_now};
+use crate::flows::{Outcome, STOP_GRACE, Session, Switched, back_from, older_than, run_and_check, switch, unix_now};
 use crate::journal::{self, Entry};
 use crate::marks::{Supervision, Why};
 use crate::state::{Image, State};
@@ -93,7 +93,7 @@ pub fn start(s: &Session<'_>, who: Who) -> anyhow::Result<Outcome> {
     let deaths = rec.as_ref().map_or(0, |r| r.deaths) + u32::from(crashed);
     if who == Who::Supervision
         && deaths >= CRASH_LIMIT
-        && let Some(target) = pick_previous(state, &cur.sha256, &[])?
+        && let Some(target) = back_from(state, &cur)?
     {
         return crash_loop(s, &cur, &target, deaths);
     }
@@ -124,7 +124,7 @@ pub fn start(s: &Session<'_>, who: Who) -> anyhow::Result<Outcome> {
             // Go back to the previous image, as a failed deploy would.
             state.mark_failed(&cur.sha256, Why::Unhealthy)?;
             let why = unhealthy.why.clone();
-            match pick_previous(state, &cur.sha256, &[])? {
+            match back_from(state, &cur)? {
                 Some(p) => fall_back(s, &cur, &p, &why, unhealthy.console),
                 None => {
                     let entry = Entry::new("start", "failed", Some(&cur.sha256), &why)
@@ -156,7 +156,7 @@ fn fall_back(
     console: Option<String>,
 ) -> anyhow::Result<Outcome> {
     let state = &s.state;
-    let prev = pick_previous(state, &target.sha256, &[cur.sha256])?;
+    let prev = older_than(state, target, &[cur.sha256])?;
     let c = cur.sha256;
     match switch(s, target, prev.as_ref(), None)? {
         Switched::Healthy => {

@@ -91,10 +91,7 @@ pub fn keep_failed(state: &State, sha: &Sha256, offset: u64) -> Option<String> {
     let stamp = crate::journal::now().replace(':', "");
     let rel = format!("consoles/{stamp}-{sha}.log");
     let write = || -> anyhow::Result<()> {
-        match fs::create_dir(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
-            _ => {}
-        }
+        crate::state::ensure_dir(&dir)?;
         let mut f = uk_digest::AtomicFile::new_in(&dir, "console")?;
         f.write_all(tail)?;
         let s = f.finish()?;

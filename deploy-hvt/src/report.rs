@@ -84,7 +84,11 @@ impl Reporter {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        let Ok(mut f) = std::fs::File::open(state.path("deploy.log")) else {
+        let Ok(mut f) = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            std::fs::OpenOptions::new().read(true),
+            libc::O_NOFOLLOW,
+        )
+        .open(state.path("deploy.log")) else {
             return;
         };
         let mut text = String::new();

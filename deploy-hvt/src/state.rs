@@ -35,11 +35,21 @@ pub struct Image {
 const STAGING: &str = "incoming";
 
 /// Creates a folder of ours readable by all (an unprivileged tender reads its
-/// image through it) and writable by its owner only.
-fn ensure_dir(p: &Path) -> std::io::Result<()> {
+/// image through it) and writable by its owner only; one that exists must be
+/// a real folder, not a symlink to somewhere else.
+pub fn ensure_dir(p: &Path) -> std::io::Result<()> {
     match fs::create_dir(p) {
         Ok(()) => fs::set_permissions(p, fs::Permissions::from_mode(0o755)),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if fs::symlink_metadata(p)?.is_dir() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!(
+                    "{:?} is not a folder (a symlink?): not using it",
+                    p.display()
+                )))
+            }
+        }
         Err(e) => Err(e),
     }
 }
@@ -57,7 +67,10 @@ impl State {
         if let Some(p) = parent {
             fs::create_dir_all(p).with_context(|| format!("creating the state folder {:?}", p.display()))?;
         }
-        ensure_dir(dir).with_context(|| format!("creating the state folder {:?}", dir.display()))?;
+        // The unikernel's folder itself may be a symlink an operator made.
+        if !dir.is_dir() {
+            ensure_dir(dir).with_context(|| format!("creating the state folder {:?}", dir.display()))?;
+        }
         let dir = dir
             .canonicalize()
             .with_context(|| format!("the state folder {:?}", dir.display()))?;
@@ -367,6 +380,12 @@ mod tests {
         assert!(st.kept().unwrap().is_empty());
         std::os::unix::fs::symlink("/etc/passwd", st.path("hold")).unwrap();
         assert_eq!(st.read_file("hold"), None);
+        // images/ must be a real folder.
+        let other = d.path().join("other");
+        fs::create_dir_all(other.join("images")).unwrap();
+        fs::remove_dir(other.join("images")).unwrap();
+        std::os::unix::fs::symlink("/tmp", other.join("images")).unwrap();
+        assert!(State::open(&other).is_err());
     }
 
     #[test]

@@ -90,6 +90,18 @@ fn pipeline(target: &'static str) {
     assert_eq!(host.link_sha("current").as_deref(), Some(v2.as_str()));
     let failed = std::fs::read_to_string(host.state().join("failed")).unwrap();
     assert!(failed.contains(&crash), "{failed}");
+    // The failed image's console is kept beside its journal entry.
+    let log = std::fs::read_to_string(host.state().join("deploy.log")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (entry["sha256"].as_str(), entry["result"].as_str()),
+        (Some(crash.as_str()), Some("rolled-back"))
+    );
+    let kept = std::fs::read_to_string(host.state().join(entry["console"].as_str().unwrap())).unwrap();
+    assert!(
+        kept.contains("fatal: giving up") && !kept.contains("version: v2"),
+        "{kept}"
+    );
     // The failed build is not retried by the next cron run.
     let pid = host.the_tender().pid;
     deploy_latest(0);

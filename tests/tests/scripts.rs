@@ -71,10 +71,13 @@ fn deploy_latest_runs_under_crons_environment() {
         String::from_utf8_lossy(&out.stderr),
         host.listing()
     );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("deployed {}", sha_of(&host.image("ticker-v1")))));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!("deployed {}", sha_of(&host.image("ticker-v1"))))
+        host.the_tender()
+            .image
+            .to_string_lossy()
+            .contains(&sha_of(&host.image("ticker-v1")))
     );
-    assert!(host.the_tender().image.to_string_lossy().contains(&sha_of(&host.image("ticker-v1"))));
 
     // From its own folder, with the tools (and a tender named in the
     // config, not a path) in UKREPO_BIN_DIR.
@@ -100,7 +103,12 @@ fn deploy_latest_runs_under_crons_environment() {
         String::from_utf8_lossy(&out.stderr),
         host.listing()
     );
-    assert!(host.the_tender().image.to_string_lossy().contains(&sha_of(&host.image("ticker-v2"))));
+    assert!(
+        host.the_tender()
+            .image
+            .to_string_lossy()
+            .contains(&sha_of(&host.image("ticker-v2")))
+    );
     // Without a way to find the tools: a clear error, exit 2.
     let out = under_cron(&scripts_dir().join("deploy-latest.sh"), &host, &s.url, &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -123,7 +131,8 @@ fn watcher_exits_at_once_on(signal: i32, name: &str) {
     // Now it waits in a long-poll, with its supervisor beside it.
     wait_for("the long-poll and the supervisor", Duration::from_secs(10), || {
         let m = marked(&w.marker);
-        m.iter().any(|(_, c)| c.contains("fetch-latest") && c.contains("--wait"))
+        m.iter()
+            .any(|(_, c)| c.contains("fetch-latest") && c.contains("--wait"))
             && m.iter().any(|(_, c)| c.contains("supervise"))
     });
     let tender = host.the_tender();
@@ -135,9 +144,7 @@ fn watcher_exits_at_once_on(signal: i32, name: &str) {
     let status = w.wait_exit(Duration::from_secs(1));
     assert!(status.success(), "{status:?}\n{}", w.log());
     wait_for("its children to be gone", Duration::from_secs(1), || {
-        marked(&w.marker)
-            .iter()
-            .all(|(pid, _)| *pid == tender.pid)
+        marked(&w.marker).iter().all(|(pid, _)| *pid == tender.pid)
     });
     assert_eq!(host.the_tender(), tender, "the unikernel keeps running");
 }

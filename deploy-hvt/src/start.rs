@@ -109,11 +109,11 @@ pub fn start(s: &Session<'_>, who: Who) -> anyhow::Result<Outcome> {
                 Who::Operator => ("started".to_owned(), format!("started {}", cur.sha256)),
                 Who::Supervision => {
                     let why = if crashed {
-                        format!("the tender had died ({deaths} time(s) soon after a start)")
+                        format!("its tender had died, {deaths} time(s) soon after a start")
                     } else {
-                        "the tender was not running".to_owned()
+                        "its tender was not running".to_owned()
                     };
-                    (format!("restarted: {why}"), format!("restarted {} ({why})", cur.sha256))
+                    (format!("restarted: {why}"), format!("restarted {}: {why}", cur.sha256))
                 }
             };
             let entry = Entry::new("start", "deployed", Some(&cur.sha256), what).build(state.build_of(&cur).as_ref());

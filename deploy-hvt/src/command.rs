@@ -47,13 +47,22 @@ pub fn wait_pidfd(pidfd: impl AsFd, deadline: Instant) -> bool {
 
 /// Runs `cmd` with `sh -c` until `deadline`; its stdout goes to `stdout`.
 pub fn run(cmd: &str, stdout: Stdio, deadline: Instant) -> std::io::Result<Ran> {
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::null())
         .stdout(stdout)
-        .process_group(0)
-        .spawn()?;
+        .process_group(0);
+    // SAFETY: one async-signal-safe system call between fork and exec.
+    unsafe {
+        // Nothing we inherited (a script's lock) stays open in what it starts.
+        command.pre_exec(|| {
+            libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
     let pid = Pid::from_raw(child.id() as i32).expect("a child's pid is positive");
     let exited = match pidfd_open(pid, PidfdFlags::empty()) {
         Ok(fd) => wait_pidfd(&fd, deadline),

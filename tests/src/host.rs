@@ -99,6 +99,12 @@ impl Host {
         t[0].clone()
     }
 
+    /// Is the test image `name` current, and the one tender running it?
+    pub fn runs(&self, name: &str) -> bool {
+        let sha = sha_of(&self.image(name));
+        self.the_tender().image.to_string_lossy().contains(&sha) && self.link_sha("current") == Some(sha)
+    }
+
     pub fn console(&self) -> String {
         std::fs::read_to_string(self.state().join("console.log")).unwrap_or_default()
     }

@@ -153,6 +153,25 @@ pub fn reports(url: &str, job: &str, uuid: &str) -> Vec<serde_json::Value> {
         .clone()
 }
 
+/// Uploads the test image `name` (for the host's target) to `job` as
+/// `platform`, as user `ci` (password `pw`); the build's uuid.
+pub fn upload_image(s: &crate::server::Server, host: &Host, job: &str, platform: &str, name: &str) -> String {
+    use crate::server::{agent, basic};
+    let url = format!(
+        "{}/job/{job}/platform/{platform}/upload?binary_name=web.{}",
+        s.url, host.target
+    );
+    let r = agent()
+        .post(&url)
+        .header("Authorization", &basic("ci", "pw"))
+        .send(&std::fs::read(host.image(name)).unwrap()[..])
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = serde_json::from_reader(r.into_body().into_reader()).unwrap();
+    assert!(status == 201 || status == 200, "upload {name} to {job}: {body}");
+    body["uuid"].as_str().unwrap().to_owned()
+}
+
 /// Inserts `line` among the top-level keys of a host's TOML (before `[health]`).
 pub fn set_top_level(config: &Path, line: &str) {
     let cfg = std::fs::read_to_string(config).unwrap();

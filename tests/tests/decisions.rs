@@ -13,7 +13,7 @@ use ukrepo_tests::bins::cmd;
 use ukrepo_tests::host::{Host, sha_of};
 use ukrepo_tests::server::*;
 use ukrepo_tests::solo5::host_target;
-use ukrepo_tests::watcher::{Watcher, deploy_latest, reports, status};
+use ukrepo_tests::watcher::{Watcher, deploy_latest, reports, status, upload_image};
 
 /// The host's environment; no UKREPO_PLATFORM: the latest build of any
 /// platform is deployed, so a re-upload for another platform is a new build.
@@ -26,42 +26,20 @@ fn env<'a>(s: &'a Server, user: &'a str, pw: &'a str) -> [(&'static str, &'a str
     ]
 }
 
-/// Uploads a test image to `job` (as `platform`); the new build's uuid.
-fn upload_to(s: &Server, host: &Host, job: &str, platform: &str, name: &str) -> String {
-    let url = format!(
-        "{}/job/{job}/platform/{platform}/upload?binary_name=web.{}",
-        s.url, host.target
-    );
-    let r = agent()
-        .post(&url)
-        .header("Authorization", &basic("ci", "pw"))
-        .send(&std::fs::read(host.image(name)).unwrap()[..])
-        .unwrap();
-    let status = r.status().as_u16();
-    let body: serde_json::Value = serde_json::from_reader(r.into_body().into_reader()).unwrap();
-    assert!(status == 201 || status == 200, "upload {name} to {job}: {body}");
-    body["uuid"].as_str().unwrap().to_owned()
-}
-
 fn setup(test: &str) -> (Server, Host) {
     let s = start();
     s.add_user("ci", "pw", true);
     (s, Host::new(host_target(test), ""))
 }
 
-fn runs(host: &Host, image: &str) -> bool {
-    let sha = sha_of(&host.image(image));
-    host.the_tender().image.to_string_lossy().contains(&sha) && host.link_sha("current") == Some(sha)
-}
-
 #[test]
 fn the_report_lands_on_the_job_the_host_deploys() {
     let (s, host) = setup("the_report_lands_on_the_job_the_host_deploys");
-    let web = upload_to(&s, &host, "web", "debian-12", "ticker-v1");
+    let web = upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     // The same image, later, in another job: /hash now names that build.
-    let staging = upload_to(&s, &host, "web-staging", "debian-12", "ticker-v1");
+    let staging = upload_image(&s, &host, "web-staging", "debian-12", "ticker-v1");
     deploy_latest(&host, "web", &env(&s, "ci", "pw"), 0);
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     let r = reports(&s.url, "web", &web);
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(
@@ -76,10 +54,10 @@ fn a_wrong_host_password_keeps_the_report_queued() {
     let (s, host) = setup("a_wrong_host_password_keeps_the_report_queued");
     s.add_user("host-a", "right", false);
     s.grant("host-a", "web");
-    let uuid = upload_to(&s, &host, "web", "debian-12", "ticker-v1");
+    let uuid = upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     let said = deploy_latest(&host, "web", &env(&s, "host-a", "wrong"), 0);
     assert!(said.contains("stays queued"), "{said}");
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     assert!(reports(&s.url, "web", &uuid).is_empty());
     // Still queued after another run.
     host.deploy_hvt("report")
@@ -139,12 +117,12 @@ fn wait_deployed_ends_with_the_hosts_decision() {
     };
     upload("ticker-v1", "debian-12", 0, "deployed");
     upload("crash", "debian-12", 3, "rolled-back");
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     // The running image again, as a new build (CI reverted a bad commit).
     upload("ticker-v1", "other", 0, "already-running");
     // The image that failed here, as a new build.
     upload("crash", "debian-12", 3, "refused");
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
 }
 
 #[test]
@@ -152,7 +130,7 @@ fn a_manual_rollback_sticks_and_never_goes_forward() {
     let (s, host) = setup("a_manual_rollback_sticks_and_never_goes_forward");
     let e = env(&s, "ci", "pw");
     for v in ["ticker-v1", "ticker-v2", "ticker-v3"] {
-        upload_to(&s, &host, "web", "debian-12", v);
+        upload_image(&s, &host, "web", "debian-12", v);
         deploy_latest(&host, "web", &e, 0);
     }
     let [v2, v3] = ["ticker-v2", "ticker-v3"].map(|v| sha_of(&host.image(v)));
@@ -160,24 +138,24 @@ fn a_manual_rollback_sticks_and_never_goes_forward() {
         .assert()
         .code(0)
         .stderr(format!("deploy-hvt: rolled back to {v2}: by hand, from {v3}\n"));
-    assert!(runs(&host, "ticker-v2"));
+    assert!(host.runs("ticker-v2"));
     // The cron job does not undo it, even for a new build of the same image.
     assert_eq!(deploy_latest(&host, "web", &e, 0), "");
-    let rebuilt = upload_to(&s, &host, "web", "other", "ticker-v3");
+    let rebuilt = upload_image(&s, &host, "web", "other", "ticker-v3");
     assert_eq!(deploy_latest(&host, "web", &e, 0), "", "silent");
-    assert!(runs(&host, "ticker-v2"));
+    assert!(host.runs("ticker-v2"));
     let r = reports(&s.url, "web", &rebuilt);
     assert_eq!(r.last().unwrap()["result"], "refused", "{r:?}");
     // A second rollback goes further back, never forward to v3.
     host.deploy_hvt("rollback").assert().code(0);
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     host.deploy_hvt("rollback")
         .assert()
         .code(2)
         .stderr(predicates::str::contains("no image to roll back to"));
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     assert_eq!(deploy_latest(&host, "web", &e, 0), "");
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     let st = status(&host);
     let why: Vec<(&str, &str)> = st["failed_why"]
         .as_array()
@@ -193,7 +171,7 @@ fn a_manual_rollback_sticks_and_never_goes_forward() {
         .arg(host.image("ticker-v3"))
         .assert()
         .code(0);
-    assert!(runs(&host, "ticker-v3"));
+    assert!(host.runs("ticker-v3"));
 }
 
 #[test]
@@ -201,18 +179,18 @@ fn rollback_to_an_older_kept_image() {
     let (s, host) = setup("rollback_to_an_older_kept_image");
     let e = env(&s, "ci", "pw");
     for v in ["ticker-v1", "ticker-v2", "ticker-v3"] {
-        upload_to(&s, &host, "web", "debian-12", v);
+        upload_image(&s, &host, "web", "debian-12", v);
         deploy_latest(&host, "web", &e, 0);
     }
     let v1 = sha_of(&host.image("ticker-v1"));
     host.deploy_hvt("rollback").args(["--to", &v1[..12]]).assert().code(0);
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     assert!(host.console().contains("version: v1"));
     // Nothing older than v1 is kept: v2 (newer) is not a way back.
     assert_eq!(host.link_sha("previous"), None, "{}", host.listing());
     host.deploy_hvt("rollback").assert().code(2);
     assert_eq!(deploy_latest(&host, "web", &e, 0), "");
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     host.deploy_hvt("rollback")
         .args(["--to", "0000"])
         .assert()
@@ -224,7 +202,7 @@ fn rollback_to_an_older_kept_image() {
 fn a_hold_stops_deploys_and_the_cron_script_stays_silent() {
     let (s, host) = setup("a_hold_stops_deploys_and_the_cron_script_stays_silent");
     let e = env(&s, "ci", "pw");
-    upload_to(&s, &host, "web", "debian-12", "ticker-v1");
+    upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     deploy_latest(&host, "web", &e, 0);
     host.deploy_hvt("hold")
         .args(["--reason", "release freeze"])
@@ -234,10 +212,10 @@ fn a_hold_stops_deploys_and_the_cron_script_stays_silent() {
         .assert()
         .code(0)
         .stdout(predicates::str::contains("held:").and(predicates::str::contains("release freeze")));
-    let v2 = upload_to(&s, &host, "web", "debian-12", "ticker-v2");
+    let v2 = upload_image(&s, &host, "web", "debian-12", "ticker-v2");
     assert_eq!(deploy_latest(&host, "web", &e, 0), "", "silent while held");
     assert_eq!(deploy_latest(&host, "web", &e, 0), "");
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     let r = reports(&s.url, "web", &v2);
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(
@@ -250,12 +228,12 @@ fn a_hold_stops_deploys_and_the_cron_script_stays_silent() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains("held"));
-    assert!(runs(&host, "ticker-v1"));
+    assert!(host.runs("ticker-v1"));
     host.deploy_hvt("unhold").assert().code(0);
     let said = deploy_latest(&host, "web", &e, 0);
     assert!(
         said.contains(&format!("deployed {}", sha_of(&host.image("ticker-v2")))),
         "{said}"
     );
-    assert!(runs(&host, "ticker-v2"));
+    assert!(host.runs("ticker-v2"));
 }

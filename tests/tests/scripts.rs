@@ -14,19 +14,7 @@ use ukrepo_tests::bins::{bin, wait_for};
 use ukrepo_tests::host::{Host, sha_of};
 use ukrepo_tests::server::*;
 use ukrepo_tests::solo5::{host_target, tender};
-use ukrepo_tests::watcher::{Watcher, marked, scripts_dir};
-
-fn upload(s: &Server, host: &Host, name: &str) {
-    let r = upload_raw(
-        &s.url,
-        "web",
-        &format!("web.{}", host.target),
-        &std::fs::read(host.image(name)).unwrap(),
-        Some(&basic("ci", "pw")),
-        &[],
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-}
+use ukrepo_tests::watcher::{Watcher, marked, scripts_dir, upload_image};
 
 /// A folder with links to the tools (as `/usr/local/bin` holds them).
 fn tool_dir(dir: &Path, extra: &[(&str, &Path)]) {
@@ -39,9 +27,10 @@ fn tool_dir(dir: &Path, extra: &[(&str, &Path)]) {
     }
 }
 
-/// `env -i PATH=/usr/bin:/bin UKREPO_URL=… SCRIPT web CONFIG`, as cron runs it.
-fn under_cron(script: &Path, host: &Host, url: &str, extra: &[&str]) -> std::process::Output {
-    Command::new("/usr/bin/env")
+/// `env -i PATH=/usr/bin:/bin UKREPO_URL=… SCRIPT web CONFIG`, as cron
+/// runs it; asserts its exit code, returns its stderr.
+fn under_cron(script: &Path, host: &Host, url: &str, extra: &[&str], code: i32) -> String {
+    let out = Command::new("/usr/bin/env")
         .args(["-i", "PATH=/usr/bin:/bin"])
         .arg(format!("UKREPO_URL={url}"))
         .args(extra)
@@ -49,7 +38,10 @@ fn under_cron(script: &Path, host: &Host, url: &str, extra: &[&str]) -> std::pro
         .arg("web")
         .arg(&host.config)
         .output()
-        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}\n{}", host.listing());
+    stderr
 }
 
 #[test]
@@ -62,22 +54,13 @@ fn deploy_latest_runs_under_crons_environment() {
     tool_dir(&tools, &[]);
     // The README's setup: the script installed beside the tools.
     std::fs::copy(scripts_dir().join("deploy-latest.sh"), tools.join("deploy-latest.sh")).unwrap();
-    upload(&s, &host, "ticker-v1");
-    let out = under_cron(&tools.join("deploy-latest.sh"), &host, &s.url, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        host.listing()
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("deployed {}", sha_of(&host.image("ticker-v1")))));
+    upload_image(&s, &host, "web", "debian-12", "ticker-v1");
+    let said = under_cron(&tools.join("deploy-latest.sh"), &host, &s.url, &[], 0);
     assert!(
-        host.the_tender()
-            .image
-            .to_string_lossy()
-            .contains(&sha_of(&host.image("ticker-v1")))
+        said.contains(&format!("deployed {}", sha_of(&host.image("ticker-v1")))),
+        "{said}"
     );
+    assert!(host.runs("ticker-v1"));
 
     // From its own folder, with the tools (and a tender named in the
     // config, not a path) in UKREPO_BIN_DIR.
@@ -89,34 +72,18 @@ fn deploy_latest_runs_under_crons_environment() {
         &format!("tender = \"{tender_name}\""),
     );
     std::fs::write(&host.config, cfg).unwrap();
-    upload(&s, &host, "ticker-v2");
-    let out = under_cron(
+    upload_image(&s, &host, "web", "debian-12", "ticker-v2");
+    under_cron(
         &scripts_dir().join("deploy-latest.sh"),
         &host,
         &s.url,
         &[&format!("UKREPO_BIN_DIR={}", bin_dir.display())],
+        0,
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        host.listing()
-    );
-    assert!(
-        host.the_tender()
-            .image
-            .to_string_lossy()
-            .contains(&sha_of(&host.image("ticker-v2")))
-    );
+    assert!(host.runs("ticker-v2"));
     // Without a way to find the tools: a clear error, exit 2.
-    let out = under_cron(&scripts_dir().join("deploy-latest.sh"), &host, &s.url, &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not found on PATH, beside"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = under_cron(&scripts_dir().join("deploy-latest.sh"), &host, &s.url, &[], 2);
+    assert!(said.contains("not found on PATH, beside"), "{said}");
 }
 
 fn watcher_exits_at_once_on(signal: i32, name: &str) {
@@ -126,7 +93,7 @@ fn watcher_exits_at_once_on(signal: i32, name: &str) {
     let host = Host::new(target, "");
     let env = [("UKREPO_URL", s.url.as_str())];
     let mut w = Watcher::spawn("web", &host, &env);
-    upload(&s, &host, "ticker-v1");
+    upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     wait_for("v1 deployed", Duration::from_secs(30), || host.tenders().len() == 1);
     // Now it waits in a long-poll, with its supervisor beside it.
     wait_for("the long-poll and the supervisor", Duration::from_secs(10), || {

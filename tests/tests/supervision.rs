@@ -11,7 +11,7 @@ use ukrepo_tests::bins::wait_for;
 use ukrepo_tests::host::{Host, sha_of};
 use ukrepo_tests::server::*;
 use ukrepo_tests::solo5::host_target;
-use ukrepo_tests::watcher::{Watcher, deploy_latest, reports, status};
+use ukrepo_tests::watcher::{Watcher, deploy_latest, reports, status, upload_image};
 
 fn env(s: &Server) -> [(&'static str, &str); 5] {
     [
@@ -21,20 +21,6 @@ fn env(s: &Server) -> [(&'static str, &str); 5] {
         ("UKREPO_PLATFORM", "debian-12"),
         ("UKREPO_HOST_NAME", "host-a"),
     ]
-}
-
-/// Uploads a test image as the job's latest build; its uuid.
-fn upload(s: &Server, host: &Host, name: &str) -> String {
-    let r = upload_raw(
-        &s.url,
-        "web",
-        &format!("web.{}", host.target),
-        &std::fs::read(host.image(name)).unwrap(),
-        Some(&basic("ci", "pw")),
-        &[],
-    );
-    assert!(r.status == 201 || r.status == 200, "upload {name}: {}", r.text());
-    r.json()["uuid"].as_str().unwrap().to_owned()
 }
 
 fn setup(test: &str) -> (Server, Host) {
@@ -54,7 +40,7 @@ fn kill9(pid: i32) {
 fn a_killed_tender_is_back_within_2s_under_the_watcher() {
     let (s, host) = setup("a_killed_tender_is_back_within_2s_under_the_watcher");
     let watcher = Watcher::spawn("web", &host, &env(&s));
-    upload(&s, &host, "ticker-v1");
+    upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     let v1 = sha_of(&host.image("ticker-v1"));
     wait_for("v1 deployed by the watcher", Duration::from_secs(30), || {
         host.tenders().len() == 1 && host.link_sha("current").as_deref() == Some(v1.as_str())
@@ -79,7 +65,7 @@ fn a_killed_tender_is_back_within_2s_under_the_watcher() {
 #[test]
 fn a_killed_tender_is_back_after_one_cron_run() {
     let (s, host) = setup("a_killed_tender_is_back_after_one_cron_run");
-    let uuid = upload(&s, &host, "ticker-v1");
+    let uuid = upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     let v1 = sha_of(&host.image("ticker-v1"));
     deploy_latest(&host, "web", &env(&s), 0);
     let old = host.the_tender();
@@ -107,10 +93,10 @@ fn a_killed_tender_is_back_after_one_cron_run() {
 #[test]
 fn a_new_image_that_keeps_dying_is_rolled_back_by_the_cron_script() {
     let (s, host) = setup("a_new_image_that_keeps_dying_is_rolled_back_by_the_cron_script");
-    upload(&s, &host, "ticker-v1");
+    upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     deploy_latest(&host, "web", &env(&s), 0);
     let (v1, bad) = (sha_of(&host.image("ticker-v1")), sha_of(&host.image("crashlater")));
-    let uuid = upload(&s, &host, "crashlater");
+    let uuid = upload_image(&s, &host, "web", "debian-12", "crashlater");
     let said = deploy_latest(&host, "web", &env(&s), 0);
     assert!(said.contains(&format!("deployed {bad} (was {v1})")), "{said}");
     for death in 1..=3 {
@@ -144,12 +130,12 @@ fn a_new_image_that_keeps_dying_is_rolled_back_by_the_cron_script() {
 fn a_new_image_that_keeps_dying_is_rolled_back_under_the_watcher() {
     let (s, host) = setup("a_new_image_that_keeps_dying_is_rolled_back_under_the_watcher");
     let watcher = Watcher::spawn("web", &host, &env(&s));
-    upload(&s, &host, "ticker-v1");
+    upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     let (v1, bad) = (sha_of(&host.image("ticker-v1")), sha_of(&host.image("crashlater")));
     wait_for("v1 deployed", Duration::from_secs(30), || {
         host.link_sha("current").as_deref() == Some(v1.as_str())
     });
-    let uuid = upload(&s, &host, "crashlater");
+    let uuid = upload_image(&s, &host, "web", "debian-12", "crashlater");
     wait_for("the new image rolled back", Duration::from_secs(60), || {
         reports(&s.url, "web", &uuid)
             .last()
@@ -182,7 +168,7 @@ fn a_new_image_that_keeps_dying_is_rolled_back_under_the_watcher() {
 #[test]
 fn a_unikernel_stopped_by_hand_stays_stopped() {
     let (s, host) = setup("a_unikernel_stopped_by_hand_stays_stopped");
-    upload(&s, &host, "ticker-v1");
+    upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     deploy_latest(&host, "web", &env(&s), 0);
     host.deploy_hvt("stop").assert().code(0);
     assert_eq!(deploy_latest(&host, "web", &env(&s), 0), "", "silent");

@@ -439,3 +439,22 @@ fn a_failed_redeploy_of_the_current_image_goes_back_to_the_previous_one() {
     assert!(h.the_tender().image.to_string_lossy().contains(&v1), "{}", h.listing());
     assert_eq!(h.link_sha("current"), Some(v1));
 }
+
+#[test]
+fn a_failing_health_command_is_polled_with_backoff_not_forked_every_few_ms() {
+    let h = Host::new("spt", "");
+    let runs = h.dir.path().join("runs");
+    let cfg = std::fs::read_to_string(&h.config)
+        .unwrap()
+        .replace("timeout = \"5s\"", "timeout = \"2s\"")
+        + &format!("command = \"echo run >> {}; false\"\n", runs.display());
+    std::fs::write(&h.config, cfg).unwrap();
+    h.deploy_hvt("deploy")
+        .arg(h.image("ticker-v1"))
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains("the health command"));
+    // 10 ms doubling to 500 ms: about 10 runs in 2 s (every 20 ms: 100).
+    let n = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert!((3..=15).contains(&n), "the health command ran {n} times in 2 s");
+}

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use predicates::prelude::PredicateBooleanExt;
-use ukrepo_tests::bins::cmd;
+use ukrepo_tests::bins::{cmd, wait_for};
 use ukrepo_tests::host::{Host, sha_of};
 use ukrepo_tests::server::*;
 use ukrepo_tests::solo5::host_target;
@@ -236,4 +236,33 @@ fn a_hold_stops_deploys_and_the_cron_script_stays_silent() {
         "{said}"
     );
     assert!(host.runs("ticker-v2"));
+}
+
+#[test]
+fn unhold_is_acted_on_at_once_under_the_watcher() {
+    let (s, host) = setup("unhold_is_acted_on_at_once_under_the_watcher");
+    let e = env(&s, "ci", "pw");
+    let watcher = Watcher::spawn("web", &host, &e);
+    upload_image(&s, &host, "web", "debian-12", "ticker-v1");
+    wait_for("v1 deployed", Duration::from_secs(30), || {
+        host.tenders().len() == 1 && host.runs("ticker-v1")
+    });
+    host.deploy_hvt("hold").assert().code(0);
+    let v2 = upload_image(&s, &host, "web", "debian-12", "ticker-v2");
+    wait_for("v2 refused while held", Duration::from_secs(30), || {
+        reports(&s.url, "web", &v2).len() == 1
+    });
+    assert!(host.runs("ticker-v1"));
+    host.deploy_hvt("unhold").assert().code(0);
+    // The watcher's long-poll (30 s here) ends as soon as unhold forgets the decision.
+    wait_for("v2 deployed after unhold", Duration::from_secs(10), || {
+        reports(&s.url, "web", &v2).len() == 2
+    });
+    assert!(host.runs("ticker-v2"));
+    let r = reports(&s.url, "web", &v2);
+    let seen: Vec<(&str, &str)> = r
+        .iter()
+        .map(|d| (d["action"].as_str().unwrap(), d["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [("hold", "refused"), ("deploy", "deployed")], "{}", watcher.log());
 }

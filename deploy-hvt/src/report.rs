@@ -9,6 +9,7 @@
 //! run. Reporting never changes an exit code.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 
 use uk_cli::escaped;
 use uk_client::{Client, ClientError, ConnectArgs};
@@ -84,11 +85,9 @@ impl Reporter {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        let Ok(mut f) = std::os::unix::fs::OpenOptionsExt::custom_flags(
-            std::fs::OpenOptions::new().read(true),
-            libc::O_NOFOLLOW,
-        )
-        .open(state.path("deploy.log")) else {
+        let mut open = std::fs::OpenOptions::new();
+        open.read(true).custom_flags(libc::O_NOFOLLOW);
+        let Ok(mut f) = open.open(state.path("deploy.log")) else {
             return;
         };
         let mut text = String::new();

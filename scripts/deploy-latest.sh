@@ -16,7 +16,8 @@
 #   UKREPO_URL=https://builds.example.org deploy-latest.sh JOB CONFIG [--retry-failed]
 #
 # The repository comes from UKREPO_URL, the platform from UKREPO_PLATFORM if
-# set. The tools (fetch-latest, compare-hash, deploy-hvt) are looked for on
+# set; UKREPO_VERIFY_KEY (or verify_key in CONFIG) requires signed images.
+# The tools (fetch-latest, compare-hash, deploy-hvt) are looked for on
 # PATH, then beside this script, then in UKREPO_BIN_DIR, so it runs under
 # cron's minimal environment (PATH=/usr/bin:/bin).
 set -uo pipefail
@@ -74,12 +75,17 @@ trap 'rm -f "$incoming" "$incoming.minisig" "$incoming.build.json"' EXIT
 case $? in
   0) image="$state/current" ;;   # the running image as a new build: deploy-hvt says already-running
   1)
-    "$fetch_latest" --job "$job" --build "$uuid" --output "$incoming" >/dev/null || exit $?
+    # The signature is fetched with the image but checked by deploy-hvt, so
+    # that a bad one is a decision (refused, reported once), not an error
+    # every minute.
+    env -u UKREPO_VERIFY_KEY "$fetch_latest" --job "$job" --build "$uuid" --output "$incoming" >/dev/null || exit $?
     image=$incoming
     ;;
   *) exit 2 ;;
 esac
-"$deploy_hvt" deploy --config "$config" --job "$job" --quiet --expect-sha256 "$sha" --build "$uuid" $retry "$image"
+verify=()
+[ -n "${UKREPO_VERIFY_KEY:-}" ] && verify=(--verify-key "$UKREPO_VERIFY_KEY")
+"$deploy_hvt" deploy --config "$config" --job "$job" "${verify[@]}" --quiet --expect-sha256 "$sha" --build "$uuid" $retry "$image"
 rc=$?
 case $rc in
   0 | 1) exit "$start_rc" ;;     # deployed (said so), already running, held, failed here before

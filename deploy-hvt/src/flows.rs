@@ -46,8 +46,13 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn open(cfg: &'a Config) -> anyhow::Result<Session<'a>> {
+        Self::open_telling(cfg, true)
+    }
+
+    /// `tell`: say on stderr when waiting for another deploy-hvt.
+    pub fn open_telling(cfg: &'a Config, tell: bool) -> anyhow::Result<Session<'a>> {
         let state = State::open(&cfg.dir)?;
-        let lock = lock::acquire(&state, LOCK_WAIT)?;
+        let lock = lock::acquire(&state, LOCK_WAIT, tell)?;
         state.remove_stale_staging();
         Ok(Session {
             cfg,

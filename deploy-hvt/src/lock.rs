@@ -12,7 +12,9 @@ use crate::state::State;
 
 pub struct Lock(#[allow(dead_code)] File);
 
-pub fn acquire(state: &State, wait: Duration) -> anyhow::Result<Lock> {
+/// Takes the lock, waiting up to `wait`; says so on stderr once when it has
+/// to wait and `tell` is set (supervision waits silently).
+pub fn acquire(state: &State, wait: Duration, tell: bool) -> anyhow::Result<Lock> {
     let path = state.path("lock");
     let f = File::options()
         .create(true)
@@ -23,7 +25,7 @@ pub fn acquire(state: &State, wait: Duration) -> anyhow::Result<Lock> {
         .open(&path)
         .with_context(|| format!("opening {:?}", path.display()))?;
     let end = Instant::now() + wait;
-    let mut said = false;
+    let mut said = !tell;
     loop {
         match f.try_lock() {
             Ok(()) => return Ok(Lock(f)),

@@ -32,7 +32,7 @@ fn reap_children() {
 /// Under the lock if nobody else holds it: console rotation and marking a
 /// long-running image as proven.
 fn housekeeping(cfg: &Config, state: &State) {
-    let Ok(_lock) = lock::acquire(state, Duration::ZERO) else {
+    let Ok(_lock) = lock::acquire(state, Duration::ZERO, false) else {
         return;
     };
     if let Err(e) = console::rotate(state) {
@@ -75,8 +75,19 @@ pub fn supervise(cfg: &Config, reporter: Option<&Reporter>) -> anyhow::Result<Ex
             tender::wait_exit(cfg, &state, r.pid, WATCH);
             continue;
         }
+        // Nothing to start (nothing deployed, stopped by hand, failed here):
+        // look again later, without taking the lock.
+        let startable = state
+            .link("current")
+            .ok()
+            .flatten()
+            .is_some_and(|c| !state.stopped() && !state.failed().contains_key(&c.sha256));
+        if !startable {
+            std::thread::sleep(IDLE);
+            continue;
+        }
         std::thread::sleep(backoff);
-        let s = Session::open(cfg)?;
+        let s = Session::open_telling(cfg, false)?;
         let result = start::start(&s, Who::Supervision);
         if let Some(r) = reporter {
             r.flush(&s.state);

@@ -89,15 +89,14 @@ fn build_identity(
 pub fn deploy(s: &Session<'_>, a: &DeployArgs<'_>) -> anyhow::Result<Outcome> {
     let (cfg, state) = (s.cfg, &s.state);
     let image_name = a.image.display().to_string();
-    let refused = |why: String, sha: Option<Sha256>| Refused {
+    let refused = |why: String| Refused {
         image: image_name.clone(),
         why,
-        sha256: sha,
     };
     let staged = match state.stage(a.image, a.max_size) {
         Ok(st) => st,
         Err(e) => {
-            let r = refused(format!("{e:#}"), None);
+            let r = refused(format!("{e:#}"));
             journal::append(state, &Entry::new("deploy", "refused", None, r.to_string()))?;
             return Err(r.into());
         }
@@ -106,7 +105,7 @@ pub fn deploy(s: &Session<'_>, a: &DeployArgs<'_>) -> anyhow::Result<Outcome> {
     let build = match build_identity(cfg, a.image, a.build, a.expect, &sha) {
         Ok(b) => b,
         Err(why) => {
-            let r = refused(why, Some(sha));
+            let r = refused(why);
             journal::append(state, &Entry::new("deploy", "refused", Some(&sha), r.to_string()))?;
             return Err(r.into());
         }
@@ -124,7 +123,7 @@ pub fn deploy(s: &Session<'_>, a: &DeployArgs<'_>) -> anyhow::Result<Outcome> {
     if let Some(want) = a.expect
         && *want != sha
     {
-        let r = refused(format!("its sha256 is {sha}, expected {want}"), Some(sha));
+        let r = refused(format!("its sha256 is {sha}, expected {want}"));
         decide("deploy", "refused", &r.to_string())?;
         return Err(r.into());
     }
@@ -151,7 +150,7 @@ pub fn deploy(s: &Session<'_>, a: &DeployArgs<'_>) -> anyhow::Result<Outcome> {
     let signature = match verify::verify(cfg, state, a.image, &staged) {
         Ok(sig) => sig,
         Err(why) => {
-            let r = refused(why, Some(sha));
+            let r = refused(why);
             decide("deploy", "refused", &r.to_string())?;
             return Err(r.into());
         }

@@ -1,5 +1,5 @@
-//! Checks an image before anything running is touched: its sha256 (against
-//! `--expect-sha256`), that it is a Solo5 unikernel built for our tender's
+//! Checks an image before anything running is touched: its signature (when a
+//! key is configured), that it is a Solo5 unikernel built for our tender's
 //! target (an spt image is refused for solo5-hvt), and that its device
 //! manifest asks for exactly the `--net:`/`--block:` devices configured, as
 //! albatross does. The image was copied into `images/` while hashed
@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use uk_digest::{Sha256, Staged};
+use uk_digest::Staged;
 
 use crate::config::{Config, Device, DeviceKind};
 use crate::state::State;
@@ -18,7 +18,6 @@ use crate::state::State;
 pub struct Refused {
     pub image: String,
     pub why: String,
-    pub sha256: Option<Sha256>,
 }
 
 fn fmt_devices(d: &BTreeSet<Device>) -> String {

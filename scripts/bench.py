@@ -354,9 +354,11 @@ def ready_line(text, version):
 def downtime_ours(image, version):
     """Old tender gone -> new tender's ready line, watched at ~1 ms."""
     old = tender_pids()
+    console = os.path.join(state, "console.log")
+    # console.log is appended to: only what the new tender writes counts.
+    start = os.path.getsize(console) if os.path.exists(console) else 0
     p = subprocess.Popen([f"{BIN}/deploy-hvt", "deploy", "--config", cfg, image], stderr=subprocess.PIPE, text=True)
     gone = None
-    console = os.path.join(state, "console.log")
     ready = None
     while ready is None:
         now = time.monotonic()
@@ -365,6 +367,7 @@ def downtime_ours(image, version):
         if gone is not None:
             try:
                 with open(console) as f:
+                    f.seek(start if os.path.getsize(console) >= start else 0)
                     if ready_line(f.read(), version):
                         ready = time.monotonic()
             except FileNotFoundError:

@@ -112,6 +112,29 @@ pub struct Client {
     credential: Option<Credential>,
     pub retries: u32,
     pub verbose: bool,
+    /// A download that receives no byte for this long fails (and is retried).
+    pub idle_timeout: Duration,
+}
+
+/// Default [`Client::idle_timeout`] (CONTRACT.md §4: 30 s without a byte).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a long-poll client already has: held while the latest build still
+/// has this main binary, or still is this build (so that a new build of the
+/// same image wakes it too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Current {
+    Sha256(uk_digest::Sha256),
+    Build(uk_names::BuildId),
+}
+
+impl fmt::Display for Current {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Current::Sha256(s) => write!(f, "{s}"),
+            Current::Build(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 fn first_line(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
@@ -175,6 +198,7 @@ impl Client {
             credential: credential(args)?,
             retries: args.retries,
             verbose: args.verbose,
+            idle_timeout: IDLE_TIMEOUT,
         })
     }
 
@@ -280,13 +304,18 @@ impl Client {
         self.get_json(&url)
     }
 
-    /// Long-polls for a latest build whose main binary is not `current`:
-    /// `Ok(None)` when the server's wait ended with nothing new (304).
+    /// One build of a job, by its id.
+    pub fn build(&self, job: &JobName, uuid: &uk_names::BuildId) -> Result<BuildJson, ClientError> {
+        self.get_json(&self.url(&format!("/job/{job}/build/{uuid}")))
+    }
+
+    /// Long-polls for a latest build that is not `current`: `Ok(None)` when
+    /// the server's wait ended with nothing new (304).
     pub fn wait_for_new_build(
         &self,
         job: &JobName,
         platform: Option<&PlatformName>,
-        current: &uk_digest::Sha256,
+        current: &Current,
         wait: Duration,
     ) -> Result<Option<BuildJson>, ClientError> {
         let mut url = self.url(&format!(

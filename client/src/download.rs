@@ -24,6 +24,13 @@ pub enum DownloadError {
     WrongLength { url: String, announced: u64, expected: u64 },
     #[error("{url}: the body was cut short after {got} of {expected} bytes")]
     Truncated { url: String, got: u64, expected: u64 },
+    #[error("{url}: no byte arrived for {idle:?} (after {got} of {expected} bytes)")]
+    Stalled {
+        url: String,
+        idle: std::time::Duration,
+        got: u64,
+        expected: u64,
+    },
     #[error("{url}: the server sent more than the {expected} bytes the build says")]
     TooLong { url: String, expected: u64 },
     #[error("{url}: the downloaded bytes have sha256 {actual} but the build says {expected}")]
@@ -38,7 +45,7 @@ impl DownloadError {
     fn transient(&self) -> bool {
         match self {
             DownloadError::Http(e) => e.is_transient(),
-            DownloadError::Truncated { .. } => true,
+            DownloadError::Truncated { .. } | DownloadError::Stalled { .. } => true,
             _ => false,
         }
     }
@@ -92,6 +99,14 @@ pub fn download_verified(
     Ok(staged)
 }
 
+/// A read that hit the idle timeout (ureq wraps its own error in an `io::Error`).
+fn is_timeout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
+}
+
 fn attempt(
     client: &Client,
     url: &str,
@@ -105,16 +120,31 @@ fn attempt(
     if have == size {
         return Ok(());
     }
-    let mut req = client.get(url);
+    // Every read of the connection, headers and body, must bring a byte
+    // within the idle timeout: a server that drips or stalls is given up on.
+    let mut req = client
+        .get(url)
+        .config()
+        .timeout_per_read(Some(client.idle_timeout))
+        .build();
     if have > 0 {
         req = req
             .header("Range", format!("bytes={have}-"))
             .header("If-Range", format!("\"{sha256}\""));
     }
-    let resp = req.call().map_err(|e| ClientError::Transport {
-        method: "GET",
-        url: url.to_owned(),
-        source: e,
+    let resp = req.call().map_err(|e| match e {
+        ureq::Error::Timeout(_) => DownloadError::Stalled {
+            url: url.to_owned(),
+            idle: client.idle_timeout,
+            got: have,
+            expected: size,
+        },
+        e => ClientError::Transport {
+            method: "GET",
+            url: url.to_owned(),
+            source: e,
+        }
+        .into(),
     })?;
     let resp = Client::check("GET", url, resp)?;
     let partial = resp.status().as_u16() == 206;
@@ -148,6 +178,14 @@ fn attempt(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => {
+                return Err(DownloadError::Stalled {
+                    url: url.to_owned(),
+                    idle: client.idle_timeout,
+                    got: file.len(),
+                    expected: size,
+                });
+            }
             // A broken body: keep what arrived, the next attempt resumes.
             Err(_) => {
                 return Err(DownloadError::Truncated {

@@ -10,5 +10,5 @@ pub mod download;
 pub mod retry;
 pub mod tls;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, Current, IDLE_TIMEOUT};
 pub use uk_cli::ConnectArgs;

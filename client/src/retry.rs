@@ -37,6 +37,8 @@ pub fn with_retries<T, E: std::fmt::Display>(
             Attempt::Transient(e) => {
                 let d = delay(attempt);
                 if verbose {
+                    // The error may quote the server: escaped.
+                    let e = uk_cli::escaped(&e.to_string()).to_string();
                     eprintln!("attempt {} failed: {e}; retrying in {d:?}", attempt + 1);
                 }
                 std::thread::sleep(d);

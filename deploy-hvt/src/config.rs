@@ -1,5 +1,8 @@
 //! One unikernel's configuration: the TOML file of CONTRACT.md §5 with every
-//! key overridable by a flag, validated once into [`Config`].
+//! key overridable by a flag, validated once into [`Config`]: the tender is
+//! found (on `PATH`, beside `deploy-hvt`, in `UKREPO_BIN_DIR`) and
+//! canonicalised (tenders are recognised by their executable), the `user`
+//! resolved, and a command restart without any health check refused.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +25,7 @@ pub struct FileConfig {
     pub restart: Option<String>,
     pub keep: Option<usize>,
     pub verify_key: Option<PathBuf>,
+    pub user: Option<String>,
     #[serde(default)]
     pub health: FileHealth,
 }
@@ -70,6 +74,10 @@ pub struct ConfigArgs {
     /// minisign public key: only images signed by it are deployed.
     #[arg(long)]
     pub verify_key: Option<PathBuf>,
+    /// Run the tender as this user (never as root); it needs only /dev/kvm
+    /// (e.g. through the kvm group) and read access to the image.
+    #[arg(long)]
+    pub user: Option<String>,
     /// The tender must still run after this long [default: 1s].
     #[arg(long, value_name = "DURATION")]
     pub settle: Option<String>,
@@ -136,6 +144,8 @@ pub struct Config {
     pub name: JobName,
     pub job: JobName,
     pub dir: PathBuf,
+    /// The tender's executable, canonical: a process is one of our tenders
+    /// only if `/proc/PID/exe` is this file.
     pub tender: PathBuf,
     pub target: Target,
     pub tender_args: Vec<String>,
@@ -144,6 +154,7 @@ pub struct Config {
     pub restart: Restart,
     pub keep: usize,
     pub verify_key: Option<PathBuf>,
+    pub user: Option<crate::user::TenderUser>,
     pub health: Health,
 }
 
@@ -177,15 +188,30 @@ pub fn devices_of(tender_args: &[String]) -> anyhow::Result<Vec<Device>> {
     Ok(out)
 }
 
+/// A tender given by name is looked for as the scripts look for tools: on
+/// `PATH`, then beside `deploy-hvt` itself, then in `UKREPO_BIN_DIR` (cron's
+/// `PATH` is only `/usr/bin:/bin`).
 fn find_tender(t: &str) -> anyhow::Result<PathBuf> {
-    if t.contains('/') {
-        return Ok(PathBuf::from(t));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(t))
-        .find(|p| p.is_file())
-        .with_context(|| format!("tender {t:?} not found in PATH; give its path"))
+    let found = if t.contains('/') {
+        PathBuf::from(t)
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_owned));
+        let bin_dir = std::env::var_os("UKREPO_BIN_DIR").map(PathBuf::from);
+        std::env::split_paths(&path)
+            .chain(beside)
+            .chain(bin_dir)
+            .map(|d| d.join(t))
+            .find(|p| p.is_file())
+            .with_context(|| {
+                format!("tender {t:?} not found on PATH, beside deploy-hvt or in UKREPO_BIN_DIR; give its path")
+            })?
+    };
+    found
+        .canonicalize()
+        .with_context(|| format!("the tender {:?}", found.display()))
 }
 
 fn target_of(tender: &Path) -> anyhow::Result<Target> {
@@ -267,6 +293,25 @@ impl Config {
             http: a.health_http.clone().or(h.http),
             command: a.health_command.clone().or(h.command),
         };
+        if let Restart::Command(c) = &restart
+            && health.tcp.is_none()
+            && health.http.is_none()
+            && health.command.is_none()
+        {
+            bail!(
+                "restart = {c:?} needs a health check ([health] tcp, http or command): \
+                 without one, a unikernel that never came up would count as healthy"
+            );
+        }
+        let user = a
+            .user
+            .clone()
+            .or(file.user)
+            .map(|u| crate::user::TenderUser::resolve(&u))
+            .transpose()?;
+        if user.is_some() && restart != Restart::Builtin {
+            bail!("user = … needs restart = \"builtin\" (with a command, the service manager picks the user)");
+        }
         Ok(Config {
             dir: state_dir.join(name.as_str()),
             name,
@@ -279,6 +324,7 @@ impl Config {
             restart,
             keep,
             verify_key: a.verify_key.clone().or(file.verify_key),
+            user,
             health,
         })
     }
@@ -317,9 +363,15 @@ mod tests {
     fn file_and_flags_merge_flags_win() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("web.toml");
+        // Tenders are canonicalised, so this one must exist.
+        let tender = dir.path().join("solo5-spt");
+        std::fs::write(&tender, "").unwrap();
         std::fs::write(
             &cfg,
-            "name = \"web\"\nstate_dir = \"/srv/uk\"\ntender = \"/opt/solo5-spt\"\ntender_args = [\"--mem=64\"]\nkeep = 4\n[health]\nsettle = \"2s\"\nconsole = \"ready\"\n",
+            format!(
+                "name = \"web\"\nstate_dir = \"/srv/uk\"\ntender = \"{}\"\ntender_args = [\"--mem=64\"]\nkeep = 4\n[health]\nsettle = \"2s\"\nconsole = \"ready\"\n",
+                tender.display()
+            ),
         )
         .unwrap();
         let a = ConfigArgs {
@@ -344,10 +396,25 @@ mod tests {
         std::fs::write(&cfg, "name = \"../etc\"\ntender = \"/x/solo5-hvt\"\n").unwrap();
         assert!(
             Config::load(&ConfigArgs {
-                config: Some(cfg),
+                config: Some(cfg.clone()),
                 ..Default::default()
             })
             .is_err()
         );
+        // A command restart with nothing to check would call anything healthy.
+        std::fs::write(
+            &cfg,
+            format!(
+                "name = \"web\"\ntender = \"{}\"\nrestart = \"systemctl restart unikernel@web\"\n",
+                tender.display()
+            ),
+        )
+        .unwrap();
+        let err = Config::load(&ConfigArgs {
+            config: Some(cfg),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("needs a health check"), "{err:#}");
     }
 }

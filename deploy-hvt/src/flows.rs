@@ -1,37 +1,65 @@
-//! The operations, in the order CONTRACT.md §5 fixes: lock; verify before
-//! anything running is touched; store; switch `current`; restart; check
-//! health; on failure switch back, restart the previous image, check it
-//! (exit 3, or 4 when that fails too). `rollback` and `start` reuse the same
-//! switch-restart-check step ([`activate`]).
+//! What every operation shares: a [`Session`] (the state folder under the
+//! unikernel's lock), the [`Outcome`] that `lib.rs` maps to an exit code and
+//! one line for the operator, and [`switch`]: make an image current, restart,
+//! check its health, and on failure switch back to another image and check
+//! that (CONTRACT.md §5). `deploy.rs`, `rollback.rs` and `start.rs` are the
+//! operations; they decide what to switch to and what to journal.
 
-use std::path::Path;
-use std::process::Child;
-use std::time::Duration;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
 use uk_digest::Sha256;
 
+use crate::command::{self, Ran};
 use crate::config::{Config, Restart};
-use crate::journal::{self, Entry};
+use crate::lock::{self, Lock};
+use crate::marks::Supervision;
 use crate::state::{Image, State};
-use crate::{health, lock, tender, verify};
+use crate::{console, health, tender};
 
 /// How long a second deploy-hvt waits for the lock.
-const LOCK_WAIT: Duration = Duration::from_secs(300);
+pub const LOCK_WAIT: Duration = Duration::from_secs(300);
 /// SIGTERM to SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What happened, mapped to the exit codes by `lib.rs`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The image now runs and is healthy.
-    Done,
+    /// A change: the line says what (`deployed <sha> (was <sha>)`).
+    Changed(String),
     /// Nothing to do (message says why); `negative` maps to exit 1.
     Nothing { negative: bool, why: String },
-    /// The image failed; the previous one was restored and is healthy.
+    /// The image failed; another one was restored and is healthy. The line
+    /// says so (`rolled back to <sha>: <why>`).
     RolledBack(String),
     /// The image failed and nothing healthy could be restored.
     RestoreFailed(String),
+}
+
+/// The state folder of one unikernel, held under its lock. Reports are sent
+/// before the lock is released (`lib.rs`).
+pub struct Session<'a> {
+    pub cfg: &'a Config,
+    pub state: State,
+    _lock: Lock,
+}
+
+impl<'a> Session<'a> {
+    pub fn open(cfg: &'a Config) -> anyhow::Result<Session<'a>> {
+        Self::open_telling(cfg, true)
+    }
+
+    /// `tell`: say on stderr when waiting for another deploy-hvt.
+    pub fn open_telling(cfg: &'a Config, tell: bool) -> anyhow::Result<Session<'a>> {
+        let state = State::open(&cfg.dir)?;
+        let lock = lock::acquire(&state, LOCK_WAIT, tell)?;
+        state.remove_stale_staging();
+        Ok(Session {
+            cfg,
+            state,
+            _lock: lock,
+        })
+    }
 }
 
 /// Fault injection for the crash-safety tests: with
@@ -40,219 +68,174 @@ pub enum Outcome {
 /// `kill -9` or a power cut would stop it there.
 pub(crate) fn crash_point(point: &str) {
     if std::env::var("DEPLOY_HVT_CRASH_AT").is_ok_and(|p| p == point) {
-        unsafe {
-            libc::raise(libc::SIGKILL);
-        }
+        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
 }
 
-fn restart(cfg: &Config, state: &State, image: &Image) -> anyhow::Result<Option<Child>> {
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Why an image is not healthy, and its console when we captured it.
+pub struct Unhealthy {
+    pub why: String,
+    pub console: Option<String>,
+}
+
+fn restart(cfg: &Config, state: &State, image: &Image) -> Result<(Option<Child>, u64), String> {
     match &cfg.restart {
         Restart::Builtin => {
-            tender::stop_all(state, STOP_GRACE)?;
-            Ok(Some(tender::start(cfg, state, &image.path)?))
+            tender::stop_all(cfg, state, STOP_GRACE).map_err(|e| format!("{e:#}"))?;
+            let (child, offset) = tender::start(cfg, state, &image.path).map_err(|e| format!("{e:#}"))?;
+            Ok((Some(child), offset))
         }
         Restart::Command(c) => {
-            let status = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(c)
-                .status()
-                .with_context(|| format!("running the restart command {c:?}"))?;
-            if !status.success() {
-                bail!("the restart command {c:?} failed ({status})");
+            // Its output is for people: stdout stays for our results.
+            let out = std::os::fd::AsFd::as_fd(&std::io::stderr())
+                .try_clone_to_owned()
+                .map(Stdio::from)
+                .map_err(|e| format!("running the restart command {c:?}: {e}"))?;
+            let timeout = cfg.health.timeout;
+            match command::run(c, out, Instant::now() + timeout) {
+                Ok(Ran::Exited(s)) if s.success() => Ok((None, 0)),
+                Ok(Ran::Exited(s)) => Err(format!("the restart command {c:?} failed ({s})")),
+                Ok(Ran::TimedOut) => Err(format!(
+                    "the restart command {c:?} did not finish within {timeout:?} and was killed"
+                )),
+                Err(e) => Err(format!("running the restart command {c:?}: {e}")),
             }
-            Ok(None)
         }
     }
 }
 
-/// Restart on `image` and check it; the error says why it is not healthy.
-fn run_and_check(cfg: &Config, state: &State, image: &Image) -> Result<(), String> {
-    let mut child = restart(cfg, state, image).map_err(|e| format!("{e:#}"))?;
+/// Restarts on `image` and checks it.
+pub fn run_and_check(cfg: &Config, state: &State, image: &Image) -> Result<(), Unhealthy> {
+    let (mut child, offset) = restart(cfg, state, image).map_err(|why| Unhealthy { why, console: None })?;
     crash_point("after-restart");
-    health::check(cfg, state, child.as_mut())
+    health::check(cfg, state, child.as_mut(), offset).map_err(|why| Unhealthy {
+        why,
+        console: child
+            .is_some()
+            .then(|| console::keep_failed(state, &image.sha256, offset))
+            .flatten(),
+    })
 }
 
-/// Switches to `new` (with `previous` = the current one), restarts, checks;
-/// on failure switches back to `old_current`/`old_previous` and checks that.
-fn activate(cfg: &Config, state: &State, action: &str, new: &Image) -> anyhow::Result<Outcome> {
-    let old_current = state.link("current")?;
-    let old_previous = state.link("previous")?;
-    if old_current.as_ref() != Some(new) {
-        state.set_link("previous", old_current.as_ref())?;
+/// The image to go back to from `current`: `previous` when it is a good one
+/// (not current, not failed here or rolled back from), else the newest good
+/// image older than `current`.
+pub fn back_from(state: &State, current: &Image) -> anyhow::Result<Option<Image>> {
+    let failed = state.failed();
+    if let Some(p) = state.link("previous")?
+        && p != *current
+        && !failed.contains_key(&p.sha256)
+    {
+        return Ok(Some(p));
+    }
+    older_than(state, current, &[])
+}
+
+/// The newest good kept image stored before `image` (neither failed here
+/// nor rolled back from, nor in `exclude`): the `previous` of an image that
+/// was gone back to, so that the next rollback goes further back, never
+/// forward.
+pub fn older_than(state: &State, image: &Image, exclude: &[Sha256]) -> anyhow::Result<Option<Image>> {
+    let failed = state.failed();
+    let stored = |i: &Image| std::fs::symlink_metadata(&i.path).and_then(|m| m.modified()).ok();
+    let Some(limit) = stored(image) else {
+        return Ok(None);
+    };
+    Ok(state.kept()?.into_iter().find(|i| {
+        i != image
+            && !failed.contains_key(&i.sha256)
+            && !exclude.contains(&i.sha256)
+            && stored(i).is_some_and(|t| t < limit)
+    }))
+}
+
+/// How a [`switch`] ended.
+pub enum Switched {
+    Healthy,
+    /// `new` failed; `back` runs again and is healthy.
+    Restored {
+        back: Image,
+        failed: Unhealthy,
+    },
+    /// `new` failed and nothing healthy runs: why, and its console.
+    Unrestored {
+        why: String,
+        failed: Unhealthy,
+    },
+}
+
+/// Makes `new` current (with `prev` as previous), restarts, checks. On
+/// failure `new` is recorded as failed and `back` (with its previous) is
+/// made current again and checked.
+pub fn switch(
+    s: &Session<'_>,
+    new: &Image,
+    prev: Option<&Image>,
+    back: Option<(&Image, Option<&Image>)>,
+) -> anyhow::Result<Switched> {
+    let (cfg, state) = (s.cfg, &s.state);
+    if state.link("current")?.as_ref() != Some(new) || state.link("previous")?.as_ref() != prev {
+        state.set_link("previous", prev)?;
         crash_point("after-previous");
         state.set_link("current", Some(new))?;
         crash_point("after-switch");
     }
-    let sha = Some(new.sha256.to_string());
-    let why = match run_and_check(cfg, state, new) {
+    state.set_stopped(false)?;
+    let failed = match run_and_check(cfg, state, new) {
         Ok(()) => {
             state.clear_failed(&new.sha256)?;
-            journal::append(
-                state,
-                &Entry::new(
-                    action,
-                    "deployed",
-                    sha,
-                    format!("{} runs and is healthy", new.path.display()),
-                ),
-            )?;
+            state.set_supervision(&Supervision {
+                sha256: new.sha256,
+                last_start: unix_now(),
+                deaths: 0,
+                proven: false,
+            })?;
             state.prune(cfg.keep)?;
-            return Ok(Outcome::Done);
+            return Ok(Switched::Healthy);
         }
-        Err(why) => why,
+        Err(u) => u,
     };
-    state.mark_failed(&new.sha256)?;
-    eprintln!("deploy-hvt: {} is unhealthy: {why}", new.sha256);
-    let back = match &old_current {
-        Some(old) if old != new => old,
-        _ => {
-            // Nothing else to go back to.
-            if cfg.restart == Restart::Builtin {
-                tender::stop_all(state, STOP_GRACE)?;
-            }
-            let msg = format!("{why}; there is no previous image to go back to");
-            journal::append(state, &Entry::new(action, "failed", sha, &msg))?;
-            return Ok(Outcome::RestoreFailed(msg));
+    state.mark_failed(&new.sha256, crate::marks::Why::Unhealthy)?;
+    let Some((back, back_prev)) = back.filter(|(b, _)| *b != new) else {
+        if cfg.restart == Restart::Builtin {
+            tender::stop_all(cfg, state, STOP_GRACE)?;
         }
+        let why = format!("{}; there is no previous image to go back to", failed.why);
+        return Ok(Switched::Unrestored { why, failed });
     };
     state.set_link("current", Some(back))?;
-    state.set_link("previous", old_previous.as_ref())?;
+    state.set_link("previous", back_prev)?;
     match run_and_check(cfg, state, back) {
         Ok(()) => {
-            let msg = format!("{why}; back on {}", back.sha256);
-            journal::append(state, &Entry::new(action, "rolled-back", sha, &msg))?;
-            Ok(Outcome::RolledBack(msg))
+            state.set_supervision(&Supervision {
+                sha256: back.sha256,
+                last_start: unix_now(),
+                deaths: 0,
+                proven: false,
+            })?;
+            Ok(Switched::Restored {
+                back: back.clone(),
+                failed,
+            })
         }
-        Err(why2) => {
-            let msg = format!("{why}; the previous image {} failed too: {why2}", back.sha256);
-            journal::append(state, &Entry::new(action, "failed", sha, &msg))?;
-            Ok(Outcome::RestoreFailed(msg))
-        }
-    }
-}
-
-/// Is `image` what runs now (and, with the builtin restart, running)?
-fn is_active(cfg: &Config, state: &State, sha: &Sha256) -> anyhow::Result<bool> {
-    let current = state.link("current")?;
-    if current.as_ref().map(|c| &c.sha256) != Some(sha) {
-        return Ok(false);
-    }
-    Ok(match cfg.restart {
-        Restart::Builtin => {
-            let ours = tender::find(state);
-            ours.len() == 1 && ours[0].sha256.as_ref() == Some(sha)
-        }
-        Restart::Command(_) => true,
-    })
-}
-
-pub fn deploy(cfg: &Config, src: &Path, expect: Option<&Sha256>, retry_failed: bool) -> anyhow::Result<Outcome> {
-    let state = State::open(&cfg.dir)?;
-    let _lock = lock::acquire(&state, LOCK_WAIT)?;
-    let verified = match verify::stage_verified(cfg, &state, src, expect) {
-        Ok(v) => v,
-        Err(refused) => {
-            journal::append(
-                &state,
-                &Entry::new(
-                    "deploy",
-                    "refused",
-                    refused.sha256.map(|s| s.to_string()),
-                    refused.to_string(),
-                ),
-            )?;
-            return Err(refused.into());
-        }
-    };
-    let sha = verified.staged.sha256;
-    if !retry_failed && state.failed().contains(&sha) {
-        return Ok(Outcome::Nothing {
-            negative: true,
-            why: format!("{sha} already failed its health check here (use --retry-failed)"),
-        });
-    }
-    if is_active(cfg, &state, &sha)? {
-        return Ok(Outcome::Nothing {
-            negative: false,
-            why: format!("{sha} is already current and running"),
-        });
-    }
-    let image = state.keep(verified.staged, cfg.target, verified.signature.as_deref())?;
-    crash_point("after-store");
-    activate(cfg, &state, "deploy", &image)
-}
-
-pub fn rollback(cfg: &Config) -> anyhow::Result<Outcome> {
-    let state = State::open(&cfg.dir)?;
-    let _lock = lock::acquire(&state, LOCK_WAIT)?;
-    let prev = state
-        .link("previous")?
-        .context("there is no previous image to roll back to")?;
-    activate(cfg, &state, "rollback", &prev)
-}
-
-/// Ensures exactly one tender runs `current` (after a reboot or a crash).
-pub fn start(cfg: &Config) -> anyhow::Result<Outcome> {
-    let state = State::open(&cfg.dir)?;
-    let _lock = lock::acquire(&state, LOCK_WAIT)?;
-    let cur = state
-        .link("current")?
-        .context("there is no current image to start (deploy one first)")?;
-    if is_active(cfg, &state, &cur.sha256)? {
-        return Ok(Outcome::Nothing {
-            negative: false,
-            why: format!("{} is already running", cur.sha256),
-        });
-    }
-    match run_and_check(cfg, &state, &cur) {
-        Ok(()) => {
-            journal::append(
-                &state,
-                &Entry::new("start", "deployed", Some(cur.sha256.to_string()), "started"),
-            )?;
-            Ok(Outcome::Done)
-        }
-        Err(why) => {
-            // Go back to the previous image, as a failed deploy would.
-            let prev = state.link("previous")?;
-            match prev {
-                Some(p) if p != cur => {
-                    state.mark_failed(&cur.sha256)?;
-                    eprintln!("deploy-hvt: {} is unhealthy: {why}", cur.sha256);
-                    match activate(cfg, &state, "start", &p)? {
-                        Outcome::Done => {
-                            // The journal (and so the reports) says what became of `cur`.
-                            let msg = format!("{why}; back on {}", p.sha256);
-                            let entry = Entry::new("start", "rolled-back", Some(cur.sha256.to_string()), &msg);
-                            journal::append(&state, &entry)?;
-                            Ok(Outcome::RolledBack(msg))
-                        }
-                        other => Ok(other),
-                    }
-                }
-                _ => {
-                    journal::append(
-                        &state,
-                        &Entry::new("start", "failed", Some(cur.sha256.to_string()), &why),
-                    )?;
-                    Ok(Outcome::RestoreFailed(why))
-                }
-            }
+        Err(u2) => {
+            let why = format!(
+                "{}; the previous image {} failed too: {}",
+                failed.why, back.sha256, u2.why
+            );
+            Ok(Switched::Unrestored { why, failed })
         }
     }
 }
 
-pub fn stop(cfg: &Config) -> anyhow::Result<Outcome> {
-    let state = State::open(&cfg.dir)?;
-    let _lock = lock::acquire(&state, LOCK_WAIT)?;
-    if cfg.restart != Restart::Builtin {
-        bail!("stop needs restart = \"builtin\"; stop the service with its own manager");
-    }
-    let pids = tender::stop_all(&state, STOP_GRACE)?;
-    journal::append(
-        &state,
-        &Entry::new("stop", "stopped", None, format!("stopped pids {pids:?}")),
-    )?;
-    Ok(Outcome::Done)
+/// `<sha>`, or `none`.
+pub fn sha_or_none(i: Option<&Image>) -> String {
+    i.map(|i| i.sha256.to_string()).unwrap_or_else(|| "none".into())
 }

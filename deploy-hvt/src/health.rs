@@ -1,17 +1,24 @@
 //! Is the freshly started unikernel healthy? First the tender must still be
-//! running after `settle`; then every configured check (console regex, TCP
-//! connect, HTTP 2xx/3xx, a command exiting 0) must pass within `timeout`.
-//! Checks are polled; the tender dying at any point fails at once.
+//! running after `settle`; then every configured check (console regex on
+//! this start's output, TCP connect, HTTP 2xx/3xx, a command exiting 0)
+//! must pass within `timeout`. Checks are polled with a growing interval
+//! (a command is not forked every few milliseconds); a command runs in its
+//! own process group and is killed at the deadline; the tender dying at any
+//! point fails at once.
 
-use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::command::{self, Ran};
 use crate::config::Config;
 use crate::state::State;
 
-const POLL: Duration = Duration::from_millis(20);
+/// First poll interval; doubled after each round up to [`MAX_POLL`].
+const FIRST_POLL: Duration = Duration::from_millis(10);
+const MAX_POLL: Duration = Duration::from_millis(500);
+/// How often the tender is looked at while it settles.
+const SETTLE_POLL: Duration = Duration::from_millis(20);
 
 /// Why the unikernel is not healthy, for the log and the operator.
 fn exited(child: &mut Option<&mut Child>) -> Option<String> {
@@ -20,12 +27,6 @@ fn exited(child: &mut Option<&mut Child>) -> Option<String> {
         Ok(Some(status)) => Some(format!("the tender exited ({status})")),
         _ => None,
     }
-}
-
-fn console_matches(state: &State, re: &regex::Regex) -> bool {
-    let mut text = String::new();
-    let _ = std::fs::File::open(state.path("console.log")).map(|f| f.take(16 << 20).read_to_string(&mut text));
-    re.is_match(&text)
 }
 
 fn tcp_ok(addr: &str) -> bool {
@@ -48,25 +49,37 @@ fn http_ok(url: &str) -> bool {
         .is_ok_and(|r| r.status().is_success() || r.status().is_redirection())
 }
 
-fn command_ok(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// The health command, given until `deadline`; `Err` when it hung.
+fn command_ok(cmd: &str, deadline: Instant) -> Result<bool, String> {
+    match command::run(cmd, Stdio::null(), deadline) {
+        Ok(Ran::Exited(s)) => Ok(s.success()),
+        Ok(Ran::TimedOut) => Err(format!(
+            "the health command {cmd:?} did not finish in time and was killed"
+        )),
+        Err(e) => Err(format!("the health command {cmd:?} could not be run: {e}")),
+    }
 }
 
-/// Runs the checks; `child` is our tender when we started it ourselves.
-pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>) -> Result<(), String> {
+/// The checks that do not need the console: TCP, HTTP, command; one round
+/// (for `status` with a command restart).
+pub fn probe(cfg: &Config) -> bool {
+    let h = &cfg.health;
+    let deadline = Instant::now() + h.timeout;
+    h.tcp.as_deref().is_none_or(tcp_ok)
+        && h.http.as_deref().is_none_or(http_ok)
+        && h.command.as_deref().is_none_or(|c| command_ok(c, deadline) == Ok(true))
+}
+
+/// Runs the checks; `child` is our tender when we started it ourselves,
+/// `console_from` where its output begins in `console.log`.
+pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>, console_from: u64) -> Result<(), String> {
     let h = &cfg.health;
     let settle_end = Instant::now() + h.settle;
     while Instant::now() < settle_end {
         if let Some(why) = exited(&mut child) {
             return Err(format!("{why} within the settle time of {:?}", h.settle));
         }
-        std::thread::sleep(POLL.min(settle_end.saturating_duration_since(Instant::now())));
+        std::thread::sleep(SETTLE_POLL.min(settle_end.saturating_duration_since(Instant::now())));
     }
     if let Some(why) = exited(&mut child) {
         return Err(format!("{why} within the settle time of {:?}", h.settle));
@@ -79,18 +92,28 @@ pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>) -> Resu
         h.http.is_none(),
         h.command.is_none(),
     );
+    let mut hung = None;
+    let mut poll = FIRST_POLL;
     loop {
-        console = console || h.console.as_ref().is_some_and(|re| console_matches(state, re));
+        console = console
+            || h.console
+                .as_ref()
+                .is_some_and(|re| re.is_match(&crate::console::since(state, console_from)));
         tcp = tcp || h.tcp.as_deref().is_some_and(tcp_ok);
         http = http || h.http.as_deref().is_some_and(http_ok);
-        command = command || h.command.as_deref().is_some_and(command_ok);
+        if !command && let Some(c) = h.command.as_deref() {
+            match command_ok(c, end) {
+                Ok(ok) => command = ok,
+                Err(why) => hung = Some(why),
+            }
+        }
         if let Some(why) = exited(&mut child) {
             return Err(why);
         }
         if console && tcp && http && command {
             return Ok(());
         }
-        if Instant::now() >= end {
+        if Instant::now() >= end || hung.is_some() {
             let mut failing = Vec::new();
             if !console {
                 failing.push(format!(
@@ -104,7 +127,9 @@ pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>) -> Resu
             if !http {
                 failing.push(format!("no good HTTP answer from {}", h.http.as_deref().unwrap_or("")));
             }
-            if !command {
+            if let Some(why) = hung {
+                failing.push(why);
+            } else if !command {
                 failing.push(format!(
                     "the health command {:?} did not succeed",
                     h.command.as_deref().unwrap_or("")
@@ -112,6 +137,7 @@ pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>) -> Resu
             }
             return Err(format!("unhealthy after {:?}: {}", h.timeout, failing.join("; ")));
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(poll.min(end.saturating_duration_since(Instant::now())));
+        poll = (poll * 2).min(MAX_POLL);
     }
 }

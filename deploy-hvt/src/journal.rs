@@ -1,12 +1,19 @@
-//! `deploy.log`: one JSON line per deploy, rollback, start and stop, appended
-//! and fsynced, so `status` and operators can tell what happened when.
+//! `deploy.log`: one JSON line per decision (deploy, rollback, start, stop,
+//! hold), appended and fsynced, so `status` and operators can tell what
+//! happened when. Each entry about an image names the build it came from
+//! (job and uuid) when that is known, and the console of a failed image
+//! (kept under `consoles/`). The journal is also the spool of deployment
+//! reports (`report.rs`).
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use uk_digest::Sha256;
+use uk_wire::BuildRef;
 
 use crate::state::State;
 
@@ -19,12 +26,20 @@ pub struct Entry {
     pub action: String,
     pub result: String,
     pub sha256: Option<String>,
+    /// The build the image came from: reports go to exactly this build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
     pub message: String,
+    /// The failed image's console, relative to the state folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<String>,
 }
 
 static RUN_STARTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-fn now() -> String {
+pub fn now() -> String {
     OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
 }
 
@@ -34,16 +49,35 @@ pub fn mark_run_started() {
 }
 
 impl Entry {
-    pub fn new(action: &str, result: &str, sha256: Option<String>, message: impl Into<String>) -> Entry {
+    pub fn new(action: &str, result: &str, sha256: Option<&Sha256>, message: impl Into<String>) -> Entry {
         let started = Some(RUN_STARTED.get_or_init(now).clone());
         Entry {
             started,
             time: now(),
             action: action.into(),
             result: result.into(),
-            sha256,
+            sha256: sha256.map(|s| s.to_string()),
+            job: None,
+            uuid: None,
             message: message.into(),
+            console: None,
         }
+    }
+
+    /// Names the build the image came from (when known and about this image).
+    pub fn build(mut self, build: Option<&BuildRef>) -> Entry {
+        if let Some(b) = build
+            && self.sha256.as_deref() == Some(b.sha256.to_string().as_str())
+        {
+            self.job = Some(b.job.to_string());
+            self.uuid = Some(b.uuid.to_string());
+        }
+        self
+    }
+
+    pub fn console(mut self, console: Option<String>) -> Entry {
+        self.console = console;
+        self
     }
 }
 
@@ -52,6 +86,8 @@ pub fn append(state: &State, e: &Entry) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .with_context(|| format!("opening {:?}", path.display()))?;
     f.write_all(format!("{}\n", serde_json::to_string(e)?).as_bytes())?;
@@ -60,7 +96,16 @@ pub fn append(state: &State, e: &Entry) -> anyhow::Result<()> {
 
 /// The most recent entry whose action is one of `actions`.
 pub fn last(state: &State, actions: &[&str]) -> Option<Entry> {
-    let text = std::fs::read_to_string(state.path("deploy.log")).ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(state.path("deploy.log"))
+            .ok()?,
+        &mut text,
+    )
+    .ok()?;
     text.lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<Entry>(l).ok())

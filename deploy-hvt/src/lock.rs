@@ -3,6 +3,7 @@
 //! then fails clearly; the kernel drops the lock if its holder dies.
 
 use std::fs::{File, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -11,16 +12,20 @@ use crate::state::State;
 
 pub struct Lock(#[allow(dead_code)] File);
 
-pub fn acquire(state: &State, wait: Duration) -> anyhow::Result<Lock> {
+/// Takes the lock, waiting up to `wait`; says so on stderr once when it has
+/// to wait and `tell` is set (supervision waits silently).
+pub fn acquire(state: &State, wait: Duration, tell: bool) -> anyhow::Result<Lock> {
     let path = state.path("lock");
     let f = File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .with_context(|| format!("opening {:?}", path.display()))?;
     let end = Instant::now() + wait;
-    let mut said = false;
+    let mut said = !tell;
     loop {
         match f.try_lock() {
             Ok(()) => return Ok(Lock(f)),

@@ -1,15 +1,20 @@
 //! Deployment reports to the repository (`POST /job/{job}/build/{uuid}/deployments`).
-//! The journal (`deploy.log`) is the spool: every deploy, rollback and start
-//! entry is a report, and `reports.offset` records how far the journal has
-//! been delivered. Sending happens after the work is done, with short
-//! timeouts; a repository that cannot be reached only delays delivery to the
-//! next `deploy-hvt` run. Reporting never changes an exit code.
+//! The journal (`deploy.log`) is the spool: every entry about a build (its
+//! job and uuid recorded when the host fetched it: never looked up by digest)
+//! is one report, and `reports.offset` records how far the journal has been
+//! delivered. Sending happens under the unikernel's lock, after the work,
+//! with short timeouts, so two `deploy-hvt` never send the same report; a
+//! repository that cannot be reached, or that refuses the host's credential
+//! (401, 403: an operator can fix that), only delays delivery to the next
+//! run. Reporting never changes an exit code.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 
-use uk_client::{Client, ConnectArgs};
-use uk_names::{HostName, JobName};
-use uk_wire::{BuildJson, DeployResult, DeploymentReport};
+use uk_cli::escaped;
+use uk_client::{Client, ClientError, ConnectArgs};
+use uk_names::{BuildId, HostName, JobName};
+use uk_wire::{DeployAction, DeployResult, DeploymentReport};
 
 use crate::journal::Entry;
 use crate::state::State;
@@ -74,13 +79,15 @@ impl Reporter {
 
     /// Delivers every journal entry not delivered yet, oldest first; stops at
     /// the first that cannot be delivered now (it is retried next time).
-    pub fn flush(&self, state: &State, job: &JobName) {
+    pub fn flush(&self, state: &State) {
         let offset_path = state.path("reports.offset");
         let mut offset: u64 = std::fs::read_to_string(&offset_path)
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        let Ok(mut f) = std::fs::File::open(state.path("deploy.log")) else {
+        let mut open = std::fs::OpenOptions::new();
+        open.read(true).custom_flags(libc::O_NOFOLLOW);
+        let Ok(mut f) = open.open(state.path("deploy.log")) else {
             return;
         };
         let mut text = String::new();
@@ -93,13 +100,18 @@ impl Reporter {
                 break; // a line still being written
             }
             if let Ok(e) = serde_json::from_str::<Entry>(line) {
-                match self.send(job, &e) {
+                match self.send(&e) {
                     Ok(()) => {}
                     Err(Retry::Later(why)) => {
-                        eprintln!("deploy-hvt: the deployment report will be sent later: {why}");
+                        eprintln!(
+                            "deploy-hvt: the deployment report will be sent later: {}",
+                            escaped(&why)
+                        );
                         break;
                     }
-                    Err(Retry::Never(why)) => eprintln!("deploy-hvt: dropping a deployment report: {why}"),
+                    Err(Retry::Never(why)) => {
+                        eprintln!("deploy-hvt: dropping a deployment report: {}", escaped(&why));
+                    }
                 }
             }
             offset += line.len() as u64;
@@ -118,47 +130,40 @@ impl Reporter {
         }
     }
 
-    fn send(&self, job: &JobName, e: &Entry) -> Result<(), Retry> {
-        let result = match (e.action.as_str(), e.result.as_str()) {
-            ("deploy" | "rollback" | "start", "deployed") => DeployResult::Deployed,
-            ("deploy" | "rollback" | "start", "rolled-back") => DeployResult::RolledBack,
-            ("deploy" | "rollback" | "start", "failed") => DeployResult::Failed,
-            ("deploy", "refused") => DeployResult::Refused,
+    fn send(&self, e: &Entry) -> Result<(), Retry> {
+        let action = match e.action.as_str() {
+            "deploy" => DeployAction::Deploy,
+            "rollback" => DeployAction::Rollback,
+            "start" => DeployAction::Start,
+            "hold" => DeployAction::Hold,
             _ => return Ok(()),
         };
-        let Some(sha256) = e.sha256.as_deref().and_then(|s| s.parse().ok()) else {
+        let result = match e.result.as_str() {
+            "deployed" => DeployResult::Deployed,
+            "rolled-back" => DeployResult::RolledBack,
+            "failed" => DeployResult::Failed,
+            "refused" => DeployResult::Refused,
+            "already-running" => DeployResult::AlreadyRunning,
+            _ => return Ok(()),
+        };
+        // Only entries that name their build are reports.
+        let (Some(sha256), Some(job), Some(uuid)) = (
+            e.sha256.as_deref().and_then(|s| s.parse().ok()),
+            e.job.as_deref().and_then(|j| j.parse::<JobName>().ok()),
+            e.uuid.as_deref().and_then(|u| u.parse::<BuildId>().ok()),
+        ) else {
             return Ok(());
         };
-        let classify = |err: uk_client::ClientError| {
-            if err.is_transient() {
-                Retry::Later(err.to_string())
-            } else {
-                Retry::Never(err.to_string())
-            }
-        };
-        let build: BuildJson = self
-            .client
-            .get_json(&self.client.url(&format!("/hash?sha256={sha256}")))
-            .map_err(classify)?;
-        if &build.job != job {
-            return Err(Retry::Never(format!(
-                "{sha256} belongs to job {:?}, not {:?}",
-                build.job.as_str(),
-                job.as_str()
-            )));
-        }
         let report = DeploymentReport {
             host: self.host.clone(),
             sha256,
             result,
-            action: uk_wire::DeployAction::default(),
+            action,
             message: e.message.clone(),
             started: e.started.clone().unwrap_or_else(|| e.time.clone()),
             finished: e.time.clone(),
         };
-        let url = self
-            .client
-            .url(&format!("/job/{}/build/{}/deployments", build.job, build.uuid));
+        let url = self.client.url(&format!("/job/{job}/build/{uuid}/deployments"));
         let body = serde_json::to_vec(&report).map_err(|e| Retry::Never(e.to_string()))?;
         let resp = self
             .client
@@ -166,7 +171,14 @@ impl Reporter {
             .header("Content-Type", "application/json")
             .send(&body[..])
             .map_err(|err| Retry::Later(format!("POST {url}: {err}")))?;
-        Client::check("POST", &url, resp).map(|_| ()).map_err(classify)
+        Client::check("POST", &url, resp).map(|_| ()).map_err(|err| match &err {
+            ClientError::Status { status: 401 | 403, .. } => Retry::Later(format!(
+                "{err} (check this host's credential for job {:?}; the report stays queued)",
+                job.as_str()
+            )),
+            _ if err.is_transient() => Retry::Later(err.to_string()),
+            _ => Retry::Never(err.to_string()),
+        })
     }
 }
 

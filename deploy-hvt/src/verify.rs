@@ -1,13 +1,13 @@
-//! Checks an image before anything running is touched: its sha256 (against
-//! `--expect-sha256`), that it is a Solo5 unikernel built for our tender's
+//! Checks an image before anything running is touched: its signature (when a
+//! key is configured), that it is a Solo5 unikernel built for our tender's
 //! target (an spt image is refused for solo5-hvt), and that its device
 //! manifest asks for exactly the `--net:`/`--block:` devices configured, as
-//! albatross does. The image is copied into `images/` while hashed, so the
-//! bytes checked are the bytes that will run.
+//! albatross does. The image was copied into `images/` while hashed
+//! (`State::stage`), so the bytes checked are the bytes that will run.
 
 use std::collections::BTreeSet;
 
-use uk_digest::{Sha256, Staged};
+use uk_digest::Staged;
 
 use crate::config::{Config, Device, DeviceKind};
 use crate::state::State;
@@ -18,7 +18,6 @@ use crate::state::State;
 pub struct Refused {
     pub image: String,
     pub why: String,
-    pub sha256: Option<Sha256>,
 }
 
 fn fmt_devices(d: &BTreeSet<Device>) -> String {
@@ -31,58 +30,26 @@ fn fmt_devices(d: &BTreeSet<Device>) -> String {
         .join(", ")
 }
 
-/// Stages and verifies `src`; on success the staged copy is ready to keep.
-/// A staged image that passed every check, with its signature when one is required.
-pub struct Verified {
-    pub staged: Staged,
-    pub signature: Option<String>,
-}
-
-pub fn stage_verified(
-    cfg: &Config,
-    state: &State,
-    src: &std::path::Path,
-    expect: Option<&Sha256>,
-) -> Result<Verified, Refused> {
-    let image = src.display().to_string();
-    let refuse = |why: String, sha256: Option<Sha256>| Refused {
-        image: image.clone(),
-        why,
-        sha256,
-    };
-    let staged = state.stage(src).map_err(|e| refuse(format!("{e:#}"), None))?;
-    let sha = staged.sha256;
-    if let Some(want) = expect
-        && *want != sha
-    {
-        return Err(refuse(format!("its sha256 is {sha}, expected {want}"), Some(sha)));
-    }
+/// Checks a staged image: its signature (when a key is configured), its
+/// Solo5 target and its device manifest. Returns the signature to keep with
+/// it; the error says why it is refused.
+pub fn verify(cfg: &Config, state: &State, src: &std::path::Path, staged: &Staged) -> Result<Option<String>, String> {
     let signature = match &cfg.verify_key {
-        Some(pk) => Some(check_signature(cfg, state, src, &staged, pk).map_err(|why| refuse(why, Some(sha)))?),
+        Some(pk) => Some(check_signature(cfg, state, src, staged, pk)?),
         None => None,
     };
-    let file = std::fs::File::open(staged.path()).map_err(|e| refuse(e.to_string(), Some(sha)))?;
+    let file = std::fs::File::open(staged.path()).map_err(|e| e.to_string())?;
     let info = match solo5_elf::read_solo5_info(std::io::BufReader::new(file)) {
         Ok(Some(i)) => i,
-        Ok(None) => {
-            return Err(refuse(
-                "it is an ELF file but not a Solo5 unikernel (no Solo5 ABI note)".into(),
-                Some(sha),
-            ));
-        }
-        Err(e) => {
-            return Err(refuse(format!("it is not a Solo5 unikernel: {e}"), Some(sha)));
-        }
+        Ok(None) => return Err("it is an ELF file but not a Solo5 unikernel (no Solo5 ABI note)".into()),
+        Err(e) => return Err(format!("it is not a Solo5 unikernel: {e}")),
     };
     if info.abi.target != cfg.target {
-        return Err(refuse(
-            format!(
-                "it is built for Solo5 target {}, but the tender {:?} runs {} images",
-                info.abi.target.as_str(),
-                cfg.tender.display(),
-                cfg.target.as_str()
-            ),
-            Some(sha),
+        return Err(format!(
+            "it is built for Solo5 target {}, but the tender {:?} runs {} images",
+            info.abi.target.as_str(),
+            cfg.tender.display(),
+            cfg.target.as_str()
         ));
     }
     let wanted: BTreeSet<Device> = info
@@ -99,19 +66,17 @@ pub fn stage_verified(
         .unwrap_or_default();
     let configured: BTreeSet<Device> = cfg.devices.iter().cloned().collect();
     if wanted != configured {
-        return Err(refuse(
-            format!(
-                "its device manifest asks for [{}] but the tender is configured with [{}]",
-                fmt_devices(&wanted),
-                fmt_devices(&configured)
-            ),
-            Some(sha),
+        return Err(format!(
+            "its device manifest asks for [{}] but the tender is configured with [{}]",
+            fmt_devices(&wanted),
+            fmt_devices(&configured)
         ));
     }
-    Ok(Verified { staged, signature })
+    Ok(signature)
 }
 
-/// The image's signature (`IMAGE.minisig`, minisign's own place) must verify
+/// The image's signature (`IMAGE.minisig`, minisign's own place, or the one
+/// kept with the same image in `images/` when IMAGE is ours) must verify
 /// with the key, name our job and digest if it names them, and be no older
 /// than the signature of the image that runs now (downgrade protection; only
 /// `rollback` goes back).
@@ -123,7 +88,16 @@ fn check_signature(
     pk: &std::path::Path,
 ) -> Result<String, String> {
     let sig_path = format!("{}.minisig", src.display());
-    let sig = std::fs::read_to_string(&sig_path).map_err(|e| format!("it is not signed: reading {sig_path:?}: {e}"))?;
+    let kept = crate::state::Image {
+        sha256: staged.sha256,
+        path: state.image_path(&staged.sha256, cfg.target),
+    };
+    let sig = match std::fs::read_to_string(&sig_path) {
+        Ok(s) => s,
+        Err(e) => state
+            .signature(&kept)
+            .ok_or_else(|| format!("it is not signed: reading {sig_path:?}: {e}"))?,
+    };
     let signed = uk_signatures::verify_file(pk, &sig, staged.path(), Some(&cfg.job), &staged.sha256)
         .map_err(|e| format!("{e}"))?;
     if let Ok(Some(cur)) = state.link("current")

@@ -2,7 +2,10 @@
 //! destination's directory while being hashed; [`AtomicFile::finish`] fsyncs
 //! it, and [`Staged::persist`] renames it into place and fsyncs the directory.
 //! Until the rename nobody sees the file; if anything fails before it, the
-//! temporary file is removed when the value is dropped.
+//! temporary file is removed when the value is dropped. A killed process
+//! drops nothing, so each temporary file is also held under an exclusive
+//! `flock` until it is renamed: [`remove_stale`] removes the ones nobody
+//! holds any more (those of a killed run), never a live one.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -26,6 +29,8 @@ const WRITEBACK_EVERY: u64 = 8 << 20;
 /// A complete, fsynced temporary file with its digest, ready to be renamed.
 pub struct Staged {
     path: TempPath,
+    /// Kept open (and so locked) until the rename.
+    _lock: File,
     pub sha256: Sha256,
     pub size: u64,
 }
@@ -38,6 +43,9 @@ impl AtomicFile {
             .prefix(&format!(".{prefix}."))
             .suffix(".tmp")
             .tempfile_in(dir)?;
+        // Held until the file is renamed or removed: a later run tells a
+        // live temporary file from a killed run's by this lock.
+        tmp.as_file().try_lock().map_err(io::Error::from)?;
         Ok(AtomicFile {
             writer: HashingWriter::new(tmp),
             flushed: 0,
@@ -75,8 +83,13 @@ impl AtomicFile {
         let (sha256, size, mut tmp) = self.writer.finish();
         tmp.flush()?;
         tmp.as_file().sync_all()?;
-        let (_file, path) = tmp.into_parts();
-        Ok(Staged { path, sha256, size })
+        let (file, path) = tmp.into_parts();
+        Ok(Staged {
+            path,
+            _lock: file,
+            sha256,
+            size,
+        })
     }
 }
 
@@ -145,6 +158,43 @@ impl Staged {
     }
 }
 
+/// Removes the temporary files that [`AtomicFile::new_in`] made in `dir`
+/// with this `prefix` and that no process holds any more (a killed run's);
+/// returns how many. Files of a run still writing are locked and kept.
+pub fn remove_stale(dir: &Path, prefix: &str) -> io::Result<usize> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let start = format!(".{prefix}.");
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(&start) && name.ends_with(".tmp") && e.file_type()?.is_file()) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            continue;
+        };
+        if f.try_lock().is_ok() {
+            // Unlinked while we hold the lock: nobody can have taken it since.
+            if std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// fsync a directory, making renames and creations in it durable.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -175,5 +225,28 @@ mod tests {
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("image.hvt")]);
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("image.hvt");
+        let mut live = AtomicFile::beside(&dest).unwrap();
+        live.write_all(b"still writing").unwrap();
+        // A killed run's file: same name pattern, nobody holds its lock.
+        let stale = dir.path().join(".image.hvt.abc123.tmp");
+        std::fs::write(&stale, b"half").unwrap();
+        let other = dir.path().join(".other.abc123.tmp");
+        std::fs::write(&other, b"not ours").unwrap();
+        assert_eq!(remove_stale(dir.path(), "image.hvt").unwrap(), 1);
+        assert!(!stale.exists() && other.exists() && live.path().exists());
+        let staged = live.finish().unwrap();
+        assert_eq!(
+            remove_stale(dir.path(), "image.hvt").unwrap(),
+            0,
+            "a finished, unrenamed file is still held"
+        );
+        staged.persist(&dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"still writing");
     }
 }

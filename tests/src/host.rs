@@ -49,9 +49,11 @@ impl Host {
         c
     }
 
-    /// Live tenders running one of this host's images.
+    /// Live tenders (processes of the configured tender executable) running
+    /// one of this host's images; a decoy like `sleep 600 images/x.hvt` is not one.
     pub fn tenders(&self) -> Vec<Tender> {
         let prefix = format!("{}/", self.state().join("images").display());
+        let tender_exe = tender(&format!("solo5-{}", self.target)).canonicalize().unwrap();
         let mut out = Vec::new();
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -71,8 +73,10 @@ impl Host {
                         .unwrap_or(true)
                 })
                 .unwrap_or(true);
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
             if let Some(img) = args.iter().skip(1).find(|a| a.starts_with(&prefix))
                 && !zombie
+                && exe.as_deref() == Some(tender_exe.as_path())
             {
                 out.push(Tender {
                     pid,
@@ -93,6 +97,12 @@ impl Host {
             self.listing()
         );
         t[0].clone()
+    }
+
+    /// Is the test image `name` current, and the one tender running it?
+    pub fn runs(&self, name: &str) -> bool {
+        let sha = sha_of(&self.image(name));
+        self.the_tender().image.to_string_lossy().contains(&sha) && self.link_sha("current") == Some(sha)
     }
 
     pub fn console(&self) -> String {

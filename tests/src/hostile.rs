@@ -1,7 +1,8 @@
 //! A small misbehaving HTTP/1.1 server for client tests: it answers the
 //! latest-build JSON and the artifact bytes, and each scenario decides how it
-//! lies (truncates, flips a byte, announces a wrong length, fails with 500s).
-//! Every connection is served in order on one thread; it counts requests.
+//! lies (truncates, flips a byte, announces a wrong length, fails with 500s,
+//! sends without end, drips, names another job). Every connection is served
+//! in order on one thread; it counts requests.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,13 +17,19 @@ pub struct Req {
     pub nth: usize,
 }
 
+/// Writes a body as it likes (without end, a byte now and then); returns
+/// when the client is gone.
+pub type Streamer = Box<dyn FnOnce(&mut TcpStream) -> std::io::Result<()> + Send>;
+
 /// What to send back: status, headers, body, and how many body bytes to
-/// actually write before closing (None: all).
+/// actually write before closing (None: all), or a streamer that writes the
+/// body instead.
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub cut_after: Option<usize>,
+    pub stream: Option<Streamer>,
 }
 
 impl Reply {
@@ -33,6 +40,19 @@ impl Reply {
             headers: vec![("Content-Length".into(), len)],
             body,
             cut_after: None,
+            stream: None,
+        }
+    }
+
+    /// A 200 without a length whose body `write` produces (then the
+    /// connection closes).
+    pub fn streamed(write: impl FnOnce(&mut TcpStream) -> std::io::Result<()> + Send + 'static) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![("Connection".into(), "close".into())],
+            body: Vec::new(),
+            cut_after: None,
+            stream: Some(Box::new(write)),
         }
     }
 
@@ -51,14 +71,27 @@ pub struct Hostile {
 /// Starts the server; `scenario` answers artifact requests (paths with `/f/`),
 /// `json` is the build JSON served for every other GET.
 pub fn start(json: serde_json::Value, scenario: impl Fn(&Req) -> Reply + Send + 'static) -> Hostile {
+    start_routes(move |req| {
+        if req.path.contains("/f/") {
+            scenario(req)
+        } else {
+            Reply::json(&json)
+        }
+    })
+}
+
+/// Starts the server with `route` answering every request (`nth` counts
+/// the artifact requests, or the others).
+pub fn start_routes(route: impl Fn(&Req) -> Reply + Send + 'static) -> Hostile {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let file_requests = Arc::new(AtomicUsize::new(0));
     let counter = file_requests.clone();
+    let others = AtomicUsize::new(0);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            let _ = serve_conn(stream, &json, &scenario, &counter);
+            let _ = serve_conn(stream, &route, &counter, &others);
         }
     });
     Hostile { url, file_requests }
@@ -66,9 +99,9 @@ pub fn start(json: serde_json::Value, scenario: impl Fn(&Req) -> Reply + Send + 
 
 fn serve_conn(
     stream: TcpStream,
-    json: &serde_json::Value,
-    scenario: &impl Fn(&Req) -> Reply,
+    route: &impl Fn(&Req) -> Reply,
     counter: &AtomicUsize,
+    others: &AtomicUsize,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
@@ -89,12 +122,8 @@ fn serve_conn(
                 range_start = v.trim().trim_end_matches('-').parse().ok();
             }
         }
-        let reply = if path.contains("/f/") {
-            let nth = counter.fetch_add(1, Ordering::SeqCst);
-            scenario(&Req { path, range_start, nth })
-        } else {
-            Reply::json(json)
-        };
+        let nth = if path.contains("/f/") { counter } else { others }.fetch_add(1, Ordering::SeqCst);
+        let reply = route(&Req { path, range_start, nth });
         let reason = match reply.status {
             200 => "OK",
             206 => "Partial Content",
@@ -106,6 +135,10 @@ fn serve_conn(
             write!(out, "{k}: {v}\r\n")?;
         }
         out.write_all(b"\r\n")?;
+        if let Some(stream) = reply.stream {
+            out.flush()?;
+            return stream(&mut out);
+        }
         match reply.cut_after {
             Some(n) => {
                 out.write_all(&reply.body[..n.min(reply.body.len())])?;

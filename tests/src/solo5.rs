@@ -26,6 +26,26 @@ pub fn tender(name: &str) -> PathBuf {
     solo5_dir().join("bin").join(name)
 }
 
+/// For a test that runs solo5-hvt: true when `/dev/kvm` opens. When it does
+/// not, the test fails, unless `UKREPO_SKIP_KVM=1` says explicitly to skip
+/// it (then false: the caller returns without testing anything).
+pub fn hvt_or_skip(test: &str) -> bool {
+    if kvm_available() {
+        return true;
+    }
+    if std::env::var("UKREPO_SKIP_KVM").is_ok_and(|v| v == "1") {
+        eprintln!("{test}: SKIPPED: /dev/kvm cannot be opened and UKREPO_SKIP_KVM=1");
+        return false;
+    }
+    panic!("{test} needs solo5-hvt, and /dev/kvm cannot be opened here; set UKREPO_SKIP_KVM=1 to skip it explicitly");
+}
+
+/// The target to run host tests under: hvt (with the rule of
+/// [`hvt_or_skip`]), or spt when hvt is explicitly skipped.
+pub fn host_target(test: &str) -> &'static str {
+    if hvt_or_skip(test) { "hvt" } else { "spt" }
+}
+
 /// Whether hardware virtualisation is usable here (solo5-hvt needs it).
 pub fn kvm_available() -> bool {
     std::fs::OpenOptions::new()

@@ -83,11 +83,35 @@ fn upload_then_fetch_round_trip_and_if_differs_from() {
     assert_eq!(std::fs::read(&out).unwrap(), b"version two");
     cmd("compare-hash").arg(&out).arg(&v2).assert().code(0);
     cmd("compare-hash").arg(&out).arg(&v1).assert().code(1);
-    let names: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+    let mut names: Vec<String> = std::fs::read_dir(out.parent().unwrap())
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 1, "no temporary files beside the output: {names:?}");
+    names.sort();
+    assert_eq!(
+        names,
+        ["web.hvt", "web.hvt.build.json"],
+        "the image and which build it is; no temporary files"
+    );
+    // Which build it is: the latest, of the job asked for.
+    let build: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.with_extension("hvt.build.json")).unwrap()).unwrap();
+    let latest = fetch(&s, &["--job", "web", "--print-build"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let latest = String::from_utf8(latest).unwrap();
+    let (sha, uuid) = latest.trim().split_once(' ').unwrap();
+    assert_eq!(
+        (build["job"].as_str(), build["uuid"].as_str(), build["sha256"].as_str()),
+        (Some("web"), Some(uuid), Some(sha))
+    );
+    assert_eq!(sha, uk_digest::hash_file(&v2).unwrap().0.to_string());
+    // --if-differs-from a build uuid: the same build is nothing new.
+    fetch(&s, &["--job", "web", "--print-build", "--if-differs-from", uuid])
+        .code(1)
+        .stdout("");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 
+use predicates::prelude::PredicateBooleanExt;
 use ukrepo_tests::host::{Host, sha_of};
 
 fn deployed(target: &'static str, image: &str) -> Host {
@@ -180,11 +181,12 @@ fn status_json_reports_digest_pid_and_last_result() {
     assert_eq!(s["failed"][0], sha_of(&h.image("crash")));
     h.deploy_hvt("stop").assert().code(0);
     assert!(h.tenders().is_empty());
+    // Not running: exit 1.
     let out = h
         .deploy_hvt("status")
         .arg("--json")
         .assert()
-        .code(0)
+        .code(1)
         .get_output()
         .stdout
         .clone();
@@ -248,7 +250,7 @@ fn sigkill_at_every_step_then_deploy_or_start_recovers() {
                 );
             }
             let leftovers: Vec<String> = images_in(&h).into_iter().filter(|n| n.starts_with('.')).collect();
-            assert!(leftovers.is_empty() || point == "after-store", "{point}: {leftovers:?}");
+            assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
         }
     }
 }
@@ -353,7 +355,10 @@ fn start_falls_back_to_the_previous_image_when_current_is_unhealthy() {
     h.deploy_hvt("start")
         .assert()
         .code(3)
-        .stderr(predicates::str::contains("back on"));
+        .stderr(predicates::str::contains(format!(
+            "rolled back to {}",
+            sha_of(&h.image("ticker-v1"))
+        )));
     let v1 = sha_of(&h.image("ticker-v1"));
     assert!(
         h.the_tender().image.to_string_lossy().contains(&v1),
@@ -388,4 +393,68 @@ fn old_images_are_pruned_to_keep_never_current_or_previous() {
     // Rolling back to previous still finds its image.
     h.deploy_hvt("rollback").assert().code(0);
     assert!(h.console().contains("version: v3"));
+}
+
+#[test]
+fn staging_takes_only_bounded_regular_files_and_cleans_up_after_a_killed_run() {
+    let h = deployed("spt", "ticker-v1");
+    let before = h.the_tender();
+    // What a deploy-hvt killed while copying an image leaves behind.
+    let stale = h.state().join("images").join(".incoming.Ab12Cd.tmp");
+    std::fs::write(&stale, b"half an image").unwrap();
+    h.deploy_hvt("deploy")
+        .args(["--max-size", "1K"])
+        .arg(h.image("ticker-v2"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("more than --max-size 1 KiB"));
+    h.deploy_hvt("deploy")
+        .arg("/dev/zero")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("not a regular file"));
+    assert_eq!(h.the_tender(), before);
+    assert!(!stale.exists(), "the stale staging file is removed");
+    assert!(images_in(&h).iter().all(|n| !n.starts_with('.')), "{:?}", images_in(&h));
+}
+
+#[test]
+fn a_failed_redeploy_of_the_current_image_goes_back_to_the_previous_one() {
+    let h = deployed("spt", "ticker-v1");
+    h.deploy_hvt("deploy").arg(h.image("ticker-v2")).assert().code(0);
+    h.deploy_hvt("stop").assert().code(0);
+    // Now only v1 passes the health check; v2 (current) is deployed again.
+    let cfg = std::fs::read_to_string(&h.config)
+        .unwrap()
+        .replace("console = \"(?m)^ready$\"", "console = \"version: v1\\n\"")
+        .replace("timeout = \"5s\"", "timeout = \"1s\"");
+    std::fs::write(&h.config, cfg).unwrap();
+    let v1 = sha_of(&h.image("ticker-v1"));
+    h.deploy_hvt("deploy")
+        .arg(h.image("ticker-v2"))
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(format!("rolled back to {v1}")))
+        .stderr(predicates::str::contains("no previous image").not());
+    assert!(h.the_tender().image.to_string_lossy().contains(&v1), "{}", h.listing());
+    assert_eq!(h.link_sha("current"), Some(v1));
+}
+
+#[test]
+fn a_failing_health_command_is_polled_with_backoff_not_forked_every_few_ms() {
+    let h = Host::new("spt", "");
+    let runs = h.dir.path().join("runs");
+    let cfg = std::fs::read_to_string(&h.config)
+        .unwrap()
+        .replace("timeout = \"5s\"", "timeout = \"2s\"")
+        + &format!("command = \"echo run >> {}; false\"\n", runs.display());
+    std::fs::write(&h.config, cfg).unwrap();
+    h.deploy_hvt("deploy")
+        .arg(h.image("ticker-v1"))
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains("the health command"));
+    // 10 ms doubling to 500 ms: about 10 runs in 2 s (every 20 ms: 100).
+    let n = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert!((3..=15).contains(&n), "the health command ran {n} times in 2 s");
 }

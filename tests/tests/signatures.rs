@@ -11,6 +11,7 @@ use std::process::Command;
 use ukrepo_tests::bins::cmd;
 use ukrepo_tests::host::{Host, sha_of};
 use ukrepo_tests::server::*;
+use ukrepo_tests::watcher::{deploy_latest, reports};
 
 fn minisign(args: &[&std::ffi::OsStr]) -> std::process::Output {
     let out = Command::new("minisign")
@@ -209,4 +210,60 @@ fn deploy_requires_a_good_signature_and_refuses_downgrades() {
     host.deploy_hvt("rollback").assert().code(0);
     assert!(host.the_tender().image.to_string_lossy().contains(&sha_of(&img("v1"))));
     assert!(host.console().contains("version: v1"));
+}
+
+/// The cron job on a host that requires signatures: a build signed by
+/// another key is a decision (refused, reported once, exit 2 once), not an
+/// error every minute; the running image stays.
+#[test]
+fn the_cron_job_refuses_a_badly_signed_build_once() {
+    let d = tempfile::tempdir().unwrap();
+    let (pk, sk) = keypair(d.path(), "ci");
+    let (_, other_sk) = keypair(d.path(), "other");
+    let s = start();
+    s.add_user("ci", "pw", true);
+    let host = Host::new("spt", "");
+    let env = [
+        ("UKREPO_URL", s.url.as_str()),
+        ("UKREPO_USER", "ci"),
+        ("UKREPO_PASSWORD", "pw"),
+        ("UKREPO_HOST_NAME", "host-a"),
+        ("UKREPO_VERIFY_KEY", pk.to_str().unwrap()),
+    ];
+    let upload = |image: &str, key: &Path| -> String {
+        let out = cmd("upload")
+            .envs(env)
+            .args([
+                "--job",
+                "web",
+                "--platform",
+                "p",
+                "--name",
+                "web.spt",
+                "--json",
+                "--sign-key",
+            ])
+            .arg(key)
+            .arg(host.image(image))
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    upload("ticker-v1", &sk);
+    deploy_latest(&host, "web", &env, 0);
+    assert!(host.runs("ticker-v1"));
+    let bad = upload("ticker-v2", &other_sk);
+    let said = deploy_latest(&host, "web", &env, 2);
+    assert!(said.contains("does not verify with the public key"), "{said}");
+    assert_eq!(deploy_latest(&host, "web", &env, 0), "", "refused once, then silent");
+    assert!(host.runs("ticker-v1"));
+    let r = reports(&s.url, "web", &bad);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["result"], "refused");
 }

@@ -120,14 +120,16 @@ fn a_host_that_cannot_reach_the_repository_deploys_and_reports_later() {
     s.add_user("ci", "pw", true);
     let host = Host::new("spt", "");
     let v1 = host.image("ticker-v1");
-    upload_raw(
+    let build = upload_raw(
         &s.url,
         "web",
         "web.spt",
         &std::fs::read(&v1).unwrap(),
         Some(&basic("ci", "pw")),
         &[],
-    );
+    )
+    .json();
+    let uuid = build["uuid"].as_str().unwrap().to_owned();
     let addr = s.addr().to_owned();
     let url = s.url.clone();
     let data = s.stop();
@@ -138,8 +140,10 @@ fn a_host_that_cannot_reach_the_repository_deploys_and_reports_later() {
         ("UKREPO_HOST_NAME", "host-b"),
     ];
 
+    // The host knows which build it deploys (as deploy-latest.sh tells it).
     host.deploy_hvt("deploy")
         .envs(host_b)
+        .args(["--build", &uuid])
         .arg(&v1)
         .timeout(Duration::from_secs(60))
         .assert()

@@ -62,7 +62,8 @@ pub struct Args {
 
     /// After the upload, wait until each of these hosts reports deploying
     /// this build; prints one line per host (`HOST<TAB>RESULT<TAB>MESSAGE`).
-    /// Exit 0 only if all report deployed, 3 if any rolled back, 2 otherwise.
+    /// Exit 0 if all run it (deployed, already-running), 3 if any rolled it
+    /// back or refused it, 2 on a failure or a timeout.
     #[arg(long, value_delimiter = ',', value_name = "HOST[,HOST...]")]
     pub wait_deployed: Vec<HostName>,
 

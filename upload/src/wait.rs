@@ -1,7 +1,8 @@
 //! `upload --wait-deployed`: after the upload, long-poll the build's
 //! deployment reports until every named host has reported it, then print one
-//! line per host and turn the results into the exit code (0 all deployed,
-//! 3 any rolled back, 2 failure or timeout).
+//! line per host and turn the results into the exit code: 0 when every host
+//! runs it (`deployed`, `already-running`), 3 when any decided against it
+//! (`rolled-back`, `refused`), 2 when any failed outright or never answered.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -47,11 +48,12 @@ pub fn wait_deployed(
     for (host, d) in hosts.iter().zip(&last) {
         match d {
             Some(d) => {
-                writeln!(out, "{host}\t{}\t{}", d.result.as_str(), d.message)?;
+                // The host's words, one line: its tabs and newlines escaped.
+                writeln!(out, "{host}\t{}\t{}", d.result.as_str(), uk_cli::escaped(&d.message))?;
                 code = code.max(match d.result {
                     DeployResult::Deployed | DeployResult::AlreadyRunning => exit::SUCCESS,
-                    DeployResult::RolledBack => exit::ROLLED_BACK,
-                    DeployResult::Failed | DeployResult::Refused => exit::ERROR,
+                    DeployResult::RolledBack | DeployResult::Refused => exit::ROLLED_BACK,
+                    DeployResult::Failed => exit::ERROR,
                 });
             }
             None => {
@@ -60,13 +62,8 @@ pub fn wait_deployed(
             }
         }
     }
-    // 3 (rolled back) outranks 2 only when nothing failed outright.
-    if last
-        .iter()
-        .flatten()
-        .any(|d| matches!(d.result, DeployResult::Failed | DeployResult::Refused))
-        || last.iter().any(Option::is_none)
-    {
+    // 3 (rolled back, refused) outranks 2 only when nothing failed outright.
+    if last.iter().flatten().any(|d| d.result == DeployResult::Failed) || last.iter().any(Option::is_none) {
         code = exit::ERROR;
     }
     Ok(exit::code(code))

@@ -111,6 +111,20 @@ pub struct ErrorJson {
     pub error: String,
 }
 
+/// Which build a file on a host came from: `fetch-latest --output PATH`
+/// writes it beside the image as `PATH.build.json`, and `deploy-hvt` keeps it
+/// with the image, so that what the host reports names the exact build
+/// (never one found by digest alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRef {
+    pub job: JobName,
+    pub uuid: BuildId,
+    /// Unknown when only the build's uuid was given (`deploy-hvt --build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformName>,
+    pub sha256: Sha256,
+}
+
 /// What a host decided about a build (CONTRACT.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

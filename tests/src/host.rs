@@ -105,6 +105,14 @@ impl Host {
         self.the_tender().image.to_string_lossy().contains(&sha) && self.link_sha("current") == Some(sha)
     }
 
+    /// Whether `deploy.log` records `sha` as deployed (healthy), not only started.
+    pub fn deployed(&self, sha: &str) -> bool {
+        std::fs::read_to_string(self.state().join("deploy.log"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("\"result\":\"deployed\"") && l.contains(sha))
+    }
+
     pub fn console(&self) -> String {
         std::fs::read_to_string(self.state().join("console.log")).unwrap_or_default()
     }

@@ -387,5 +387,9 @@ fn compare_reads_at_most_8_mib_of_each_input() {
     let u = sample::upload(&s, &x.auth, "web", "big.hvt", b"big", &[("opam-switch", &huge)]);
     let r = get_json(&format!("{}/compare/{}/{u}", s.url, x.left));
     assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.json()["error"].as_str().unwrap().contains("opam-switch"), "{}", r.text());
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("opam-switch"),
+        "{}",
+        r.text()
+    );
 }

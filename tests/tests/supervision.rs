@@ -42,17 +42,24 @@ fn a_killed_tender_is_back_within_2s_under_the_watcher() {
     let watcher = Watcher::spawn("web", &host, &env(&s));
     upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     let v1 = sha_of(&host.image("ticker-v1"));
+    // Deployed means healthy, decided and journalled, not merely started:
+    // killing it during its health check would be a failed deploy.
     wait_for("v1 deployed by the watcher", Duration::from_secs(30), || {
-        host.tenders().len() == 1 && host.link_sha("current").as_deref() == Some(v1.as_str())
+        host.tenders().len() == 1 && host.link_sha("current").as_deref() == Some(v1.as_str()) && host.deployed(&v1)
     });
     for round in 0..2 {
         let old = host.the_tender();
         kill9(old.pid);
-        wait_for(
-            &format!("round {round}: a new tender within 2 s"),
-            Duration::from_secs(2),
-            || host.tenders().iter().any(|t| t.pid != old.pid),
-        );
+        let t0 = std::time::Instant::now();
+        while !host.tenders().iter().any(|t| t.pid != old.pid) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(2),
+                "round {round}: no new tender within 2 s\n{}\n{}",
+                watcher.log(),
+                host.listing()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let t = host.the_tender();
         assert!(t.image.to_string_lossy().contains(&v1), "{}", watcher.log());
     }
@@ -133,7 +140,7 @@ fn a_new_image_that_keeps_dying_is_rolled_back_under_the_watcher() {
     upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     let (v1, bad) = (sha_of(&host.image("ticker-v1")), sha_of(&host.image("crashlater")));
     wait_for("v1 deployed", Duration::from_secs(30), || {
-        host.link_sha("current").as_deref() == Some(v1.as_str())
+        host.link_sha("current").as_deref() == Some(v1.as_str()) && host.deployed(&v1)
     });
     let uuid = upload_image(&s, &host, "web", "debian-12", "crashlater");
     wait_for("the new image rolled back", Duration::from_secs(60), || {

@@ -45,11 +45,13 @@ fi
 scripts/solo5.sh >/dev/null
 # The end-to-end tests run the workspace's binaries, which cargo builds for a
 # test run only when their own package has integration tests: build them all.
-cargo build --workspace --bins
+# deploy-hvt's crash points exist only in test builds (the feature).
+features=(--features deploy-hvt/fault-injection)
+cargo build --workspace --bins "${features[@]}"
 
 if cargo nextest --version >/dev/null 2>&1; then
-  exec cargo nextest run --workspace --no-fail-fast "$@"
+  exec cargo nextest run --workspace --no-fail-fast "${features[@]}" "$@"
 else
   echo "test.sh: cargo-nextest not found, using cargo test" >&2
-  exec cargo test --workspace --no-fail-fast "$@"
+  exec cargo test --workspace --no-fail-fast "${features[@]}" "$@"
 fi

@@ -7,7 +7,7 @@
 //! is kept under `consoles/`, named in its `deploy.log` entry.
 
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 use anyhow::{Context, bail};
@@ -92,11 +92,7 @@ pub fn keep_failed(state: &State, sha: &Sha256, offset: u64) -> Option<String> {
     let rel = format!("consoles/{stamp}-{sha}.log");
     let write = || -> anyhow::Result<()> {
         crate::state::ensure_dir(&dir)?;
-        let mut f = uk_digest::AtomicFile::new_in(&dir, "console")?;
-        f.write_all(tail)?;
-        let s = f.finish()?;
-        s.set_mode(0o640)?;
-        s.persist(&state.path(&rel))?;
+        uk_digest::write_atomically(&state.path(&rel), "console", tail, 0o640)?;
         prune(&dir)
     };
     match write() {
@@ -126,6 +122,7 @@ fn prune(dir: &std::path::Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn appended_rotated_and_failed_consoles_kept() {

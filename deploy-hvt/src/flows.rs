@@ -62,15 +62,7 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Fault injection for the crash-safety tests: with
-/// `DEPLOY_HVT_CRASH_AT=<point>` in the environment, the process kills itself
-/// with SIGKILL when it reaches that point, exactly as an operator's
-/// `kill -9` or a power cut would stop it there.
-pub(crate) fn crash_point(point: &str) {
-    if std::env::var("DEPLOY_HVT_CRASH_AT").is_ok_and(|p| p == point) {
-        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-    }
-}
+pub(crate) use crate::fault::crash_point;
 
 pub fn unix_now() -> u64 {
     SystemTime::now()

@@ -84,7 +84,7 @@ pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>, console
     if let Some(why) = exited(&mut child) {
         return Err(format!("{why} within the settle time of {:?}", h.settle));
     }
-    crate::flows::crash_point("during-health");
+    crate::fault::crash_point("during-health");
     let end = Instant::now() + h.timeout;
     let (mut console, mut tcp, mut http, mut command) = (
         h.console.is_none(),

@@ -11,6 +11,7 @@ mod command;
 mod config;
 mod console;
 mod deploy;
+mod fault;
 mod flows;
 mod health;
 mod hold;

@@ -119,12 +119,7 @@ impl Reporter {
         if offset != start {
             // Replaced atomically, so a crash never leaves a torn offset
             // (which would resend everything).
-            let write = || -> std::io::Result<()> {
-                let mut f = uk_digest::AtomicFile::new_in(&state.dir, "reports.offset")?;
-                std::io::Write::write_all(&mut f, format!("{offset}\n").as_bytes())?;
-                f.finish()?.persist(&offset_path)
-            };
-            if let Err(e) = write() {
+            if let Err(e) = state.write_file("reports.offset", format!("{offset}\n").as_bytes()) {
                 eprintln!("deploy-hvt: recording delivered reports: {e}");
             }
         }

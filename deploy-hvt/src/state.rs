@@ -229,12 +229,8 @@ impl State {
 
     fn write_beside(&self, image: &Path, suffix: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let dest = PathBuf::from(format!("{}{suffix}", image.display()));
-        let mut f = AtomicFile::new_in(&self.images(), "sidecar")?;
-        f.write_all(bytes)?;
-        let s = f.finish()?;
-        s.set_mode(0o444)?;
-        s.persist(&dest)?;
-        Ok(())
+        uk_digest::write_atomically(&dest, "sidecar", bytes, 0o444)
+            .with_context(|| format!("writing {:?}", dest.display()))
     }
 
     /// A small file of ours beside an image (`.minisig`, `.build.json`).
@@ -289,11 +285,7 @@ impl State {
     /// Replaces the small file `name` atomically (a rename never follows a
     /// symlink that might be in its place).
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let mut f = AtomicFile::new_in(&self.dir, name)?;
-        f.write_all(bytes)?;
-        let s = f.finish()?;
-        s.set_mode(0o644)?;
-        s.persist(&self.path(name))
+        uk_digest::write_atomically(&self.path(name), name, bytes, 0o644)
             .with_context(|| format!("writing {:?}", self.path(name).display()))
     }
 

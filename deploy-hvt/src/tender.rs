@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rustix::fd::OwnedFd;
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
-use uk_digest::{AtomicFile, Sha256};
+use uk_digest::Sha256;
 
 use crate::config::Config;
 use crate::state::State;
@@ -157,11 +157,8 @@ pub fn start(cfg: &Config, state: &State, image: &Path) -> anyhow::Result<(Child
     let child = cmd
         .spawn()
         .with_context(|| format!("starting {:?}", cfg.tender.display()))?;
-    let mut pidfile = AtomicFile::new_in(&state.dir, "tender.pid")?;
-    std::io::Write::write_all(&mut pidfile, format!("{}\n", child.id()).as_bytes())?;
-    pidfile
-        .finish()?
-        .persist(&state.path("tender.pid"))
+    state
+        .write_file("tender.pid", format!("{}\n", child.id()).as_bytes())
         .context("writing tender.pid")?;
     Ok((child, offset))
 }

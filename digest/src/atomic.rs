@@ -158,6 +158,22 @@ impl Staged {
     }
 }
 
+/// Writes a small file the one way this project does: `bytes` into a
+/// temporary file `.{prefix}.XXXXXX.tmp` in `dest`'s directory, fsynced,
+/// given `mode`, renamed onto `dest` (atomically, never following a symlink
+/// in its place), and the directory fsynced.
+pub fn write_atomically(dest: &Path, prefix: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut f = AtomicFile::new_in(dir, prefix)?;
+    f.write_all(bytes)?;
+    let staged = f.finish()?;
+    staged.set_mode(mode)?;
+    staged.persist(dest)
+}
+
 /// Removes the temporary files that [`AtomicFile::new_in`] made in `dir`
 /// with this `prefix` and that no process holds any more (a killed run's);
 /// returns how many. Files of a run still writing are locked and kept.

@@ -11,7 +11,7 @@ mod content_digest;
 mod hashing;
 mod sha256;
 
-pub use atomic::{AtomicFile, Staged, fsync_dir, remove_stale};
+pub use atomic::{AtomicFile, Staged, fsync_dir, remove_stale, write_atomically};
 pub use content_digest::{ContentDigestError, content_digest_header, parse_content_digest};
 pub use hashing::{BUF_SIZE, HashingWriter, file_or_digest, hash_file, hash_reader};
 pub use sha256::{ParseSha256Error, Sha256};

@@ -105,11 +105,9 @@ fn fetch_signature(client: &Client, build: &BuildJson, main: &MainBinaryJson) ->
 
 /// Writes `dest` atomically, mode 0644.
 fn write_beside(dest: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f = uk_digest::AtomicFile::beside(dest)?;
-    std::io::Write::write_all(&mut f, bytes)?;
-    let staged = f.finish()?;
-    staged.set_mode(0o644)?;
-    staged
-        .persist(dest)
-        .with_context(|| format!("writing {:?}", dest.display()))
+    let prefix = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    uk_digest::write_atomically(dest, &prefix, bytes, 0o644).with_context(|| format!("writing {:?}", dest.display()))
 }

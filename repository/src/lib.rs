@@ -20,7 +20,6 @@ pub mod listen;
 pub mod longpoll;
 pub mod metrics;
 pub mod net;
-mod size;
 mod staging;
 pub mod state;
 pub mod store;
@@ -37,7 +36,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use size::parse_size;
+pub use uk_cli::size::parse_size;
 
 #[derive(Parser, Debug)]
 #[command(

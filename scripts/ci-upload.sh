@@ -20,4 +20,9 @@ fi
 [ "${1:-}" = "--" ] && shift
 [ -n "${UKREPO_URL:-}" ] || { echo "ci-upload.sh: UKREPO_URL is not set" >&2; exit 2; }
 
-exec upload --job "$job" "${attach[@]}" "$@" "$image"
+me=ci-upload.sh
+here=$(cd "$(dirname "$0")" && pwd) || exit 2
+# shellcheck source=find-tool.sh
+. "$here/find-tool.sh" || exit 2
+upload=$(tool upload) || exit 2
+exec "$upload" --job "$job" "${attach[@]}" "$@" "$image"

@@ -35,14 +35,8 @@ esac
 [ -n "${UKREPO_URL:-}" ] || { echo "$me: UKREPO_URL is not set" >&2; exit 2; }
 
 here=$(cd "$(dirname "$0")" && pwd) || exit 2
-tool() { # the path of tool $1: on PATH, beside this script, in UKREPO_BIN_DIR
-  local t
-  if t=$(command -v "$1"); then echo "$t"; return; fi
-  if [ -x "$here/$1" ]; then echo "$here/$1"; return; fi
-  if [ -n "${UKREPO_BIN_DIR:-}" ] && [ -x "$UKREPO_BIN_DIR/$1" ]; then echo "$UKREPO_BIN_DIR/$1"; return; fi
-  echo "$me: $1 not found on PATH, beside $0 or in UKREPO_BIN_DIR" >&2
-  return 1
-}
+# shellcheck source=find-tool.sh
+. "$here/find-tool.sh" || exit 2
 fetch_latest=$(tool fetch-latest) && compare_hash=$(tool compare-hash) && deploy_hvt=$(tool deploy-hvt) || exit 2
 
 state=$("$deploy_hvt" status --config "$config" --print-dir) || exit 2

@@ -144,3 +144,48 @@ pub fn path_with_tools() -> String {
         std::env::var("PATH").unwrap_or_default()
     )
 }
+
+/// `unikernel-repo token keygen` into `dir`: `(NAME.key, NAME.pub)`.
+pub fn keygen(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    let (sk, pk) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.pub")));
+    cmd("unikernel-repo")
+        .args(["token", "keygen", "--secret-key"])
+        .arg(&sk)
+        .arg("--public-key")
+        .arg(&pk)
+        .assert()
+        .code(0);
+    (sk, pk)
+}
+
+/// A small tmpfs mounted on a fresh folder for as long as the guard lives
+/// (the tests run as root, as CI does): a disk that fills up on purpose.
+pub struct Tmpfs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "mounting a small tmpfs (the tests run as root, as CI does)"
+        );
+        Tmpfs { dir }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+    }
+}

@@ -352,23 +352,7 @@ fn forty_odd_hostile_requests_change_nothing() {
 /// A file system that fills up mid-upload: 507, and nothing partial.
 #[test]
 fn a_full_disk_gives_507_and_leaves_nothing() {
-    let mnt = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
-        .arg(mnt.path())
-        .status()
-        .unwrap();
-    assert!(
-        st.success(),
-        "mounting a small tmpfs (the tests run as root, as CI does)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.path().to_owned());
+    let mnt = ukrepo_tests::bins::Tmpfs::mount("3m");
     let data = mnt.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let dir = tempfile::TempDir::new_in(&data).unwrap();

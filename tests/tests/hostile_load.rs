@@ -368,23 +368,7 @@ fn made_up_job_names_leave_nothing_behind() {
 
 #[test]
 fn a_full_database_at_the_commit_is_507_and_leaves_no_blob() {
-    let mnt = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(mnt.path())
-        .status()
-        .unwrap();
-    assert!(
-        st.success(),
-        "mounting a small tmpfs (the tests run as root, as CI does)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.path().to_owned());
+    let mnt = ukrepo_tests::bins::Tmpfs::mount("8m");
     let data = mnt.path().join("data");
     add_user_cli(&data, "ci", "pw");
     let server = RepoProcess::spawn(&data, &[]);

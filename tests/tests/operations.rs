@@ -293,14 +293,7 @@ fn read_only_commands_refuse_a_missing_data_dir_and_create_nothing() {
 #[test]
 fn key_files_say_what_they_are_and_the_wrong_kind_is_refused() {
     let d = tempfile::tempdir().unwrap();
-    let (sk, pk) = (d.path().join("token.key"), d.path().join("token.pub"));
-    cmd("unikernel-repo")
-        .args(["token", "keygen", "--secret-key"])
-        .arg(&sk)
-        .arg("--public-key")
-        .arg(&pk)
-        .assert()
-        .success();
+    let (sk, pk) = ukrepo_tests::bins::keygen(d.path(), "token");
     assert!(
         std::fs::read_to_string(&sk)
             .unwrap()

@@ -49,7 +49,7 @@ fn both_packages_build_install_and_their_binaries_and_man_pages_work() {
         let v = run(Command::new(fs.path().join("usr/bin").join(bin)).arg("--version"));
         assert!(v.starts_with(&format!("{bin} ")), "{bin} --version: {v}");
     }
-    for script in ["deploy-latest.sh", "watch-deploy.sh", "ci-upload.sh"] {
+    for script in ["deploy-latest.sh", "watch-deploy.sh", "ci-upload.sh", "find-tool.sh"] {
         let p = fs.path().join("usr/lib/unikernel-repo").join(script);
         assert!(p.is_file(), "{} missing", p.display());
     }

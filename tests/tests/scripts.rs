@@ -53,7 +53,9 @@ fn deploy_latest_runs_under_crons_environment() {
     let tools = host.dir.path().join("usr-local-bin");
     tool_dir(&tools, &[]);
     // The README's setup: the script installed beside the tools.
-    std::fs::copy(scripts_dir().join("deploy-latest.sh"), tools.join("deploy-latest.sh")).unwrap();
+    for script in ["deploy-latest.sh", "find-tool.sh"] {
+        std::fs::copy(scripts_dir().join(script), tools.join(script)).unwrap();
+    }
     upload_image(&s, &host, "web", "debian-12", "ticker-v1");
     let said = under_cron(&tools.join("deploy-latest.sh"), &host, &s.url, &[], 0);
     assert!(

@@ -3,22 +3,10 @@
 //! for their job and action only, within their lifetime, and only while
 //! their key is configured.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use ukrepo_tests::bins::cmd;
+use ukrepo_tests::bins::{cmd, keygen};
 use ukrepo_tests::server::*;
-
-fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (sk, pk) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.pub")));
-    cmd("unikernel-repo")
-        .args(["token", "keygen", "--secret-key"])
-        .arg(&sk)
-        .arg("--public-key")
-        .arg(&pk)
-        .assert()
-        .code(0);
-    (sk, pk)
-}
 
 fn mint(key: &Path, job: &str, scope: &str, ttl: &str) -> String {
     let a = cmd("unikernel-repo")

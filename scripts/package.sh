@@ -7,25 +7,29 @@
 # definitions (ukrepo-docgen). Prints each binary's size against its target.
 #
 #   scripts/package.sh                  # release profile (stripped, LTO): what ships
-#   scripts/package.sh --profile dev    # the tests' quick variant (debug binaries)
+#   scripts/package.sh --profile dev --no-build
+#                                       # the tests' quick variant: the debug
+#                                       # binaries scripts/test.sh already built
 #
 # cargo-deb is installed into target/tools/ when it is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-profile=release
-case "${1:-}" in
-  "") ;;
-  --profile) profile=${2:?--profile needs a name} ;;
-  *) echo "usage: $0 [--profile release|dev]" >&2; exit 2 ;;
-esac
+profile=release build=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --profile) profile=${2:?--profile needs a name}; shift 2 ;;
+    --no-build) build=; shift ;;
+    *) echo "usage: $0 [--profile release|dev] [--no-build]" >&2; exit 2 ;;
+  esac
+done
 dir=$profile; [ "$profile" = dev ] && dir=debug
 
 scripts/tools.sh cargo-deb >/dev/null
 export PATH="$root/target/tools/bin:$PATH"
 
-cargo build --profile "$profile" --workspace --bins >&2
+[ -z "$build" ] || cargo build --profile "$profile" --workspace --bins >&2
 "target/$dir/ukrepo-docgen" target/assets
 mkdir -p target/debian
 fast=(); [ "$profile" = release ] || fast=(--fast)

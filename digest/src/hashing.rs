@@ -15,6 +15,48 @@ use crate::Sha256;
 /// slower); large enough for throughput, small for memory.
 pub const BUF_SIZE: usize = 64 * 1024;
 
+/// The digest of what a [`HashingReader`] has passed on so far, readable
+/// after the reader was handed to something else (an HTTP body): an upload
+/// hashes the image while sending it, then sends the digest after it.
+#[derive(Clone, Default)]
+pub struct ReadDigest(std::sync::Arc<std::sync::Mutex<(sha2::Sha256, u64)>>);
+
+impl ReadDigest {
+    /// Digest and length of everything read so far.
+    pub fn get(&self) -> (Sha256, u64) {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (Sha256::from_bytes(g.0.clone().finalize().into()), g.1)
+    }
+}
+
+/// Wraps a reader; every byte read through it is hashed into a [`ReadDigest`].
+pub struct HashingReader<R> {
+    inner: R,
+    digest: ReadDigest,
+}
+
+/// A reader that hashes what is read through it, and the digest it fills.
+pub fn hashing_reader<R: Read>(inner: R) -> (HashingReader<R>, ReadDigest) {
+    let digest = ReadDigest::default();
+    (
+        HashingReader {
+            inner,
+            digest: digest.clone(),
+        },
+        digest,
+    )
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut g = self.digest.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.update(&buf[..n]);
+        g.1 += n as u64;
+        Ok(n)
+    }
+}
+
 /// Wraps a writer; every byte written is hashed and counted.
 pub struct HashingWriter<W> {
     inner: W,
@@ -114,5 +156,21 @@ mod tests {
         assert_eq!((d.to_string().as_str(), n, inner.as_slice()), (abc, 3, &b"abc"[..]));
         let (d2, n2) = hash_reader(&b"abc"[..]).unwrap();
         assert_eq!((d2, n2), (d, 3));
+    }
+}
+
+#[cfg(test)]
+mod reader_tests {
+    use std::io::Read;
+
+    #[test]
+    fn the_digest_follows_what_was_read() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let (mut r, digest) = super::hashing_reader(&data[..]);
+        let mut half = vec![0u8; 100_000];
+        r.read_exact(&mut half).unwrap();
+        assert_eq!(digest.get(), super::hash_reader(&data[..100_000]).unwrap());
+        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+        assert_eq!(digest.get(), super::hash_reader(&data[..]).unwrap());
     }
 }

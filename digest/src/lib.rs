@@ -13,5 +13,7 @@ mod sha256;
 
 pub use atomic::{AtomicFile, Staged, fsync_dir, remove_stale, write_atomically};
 pub use content_digest::{ContentDigestError, content_digest_header, parse_content_digest};
-pub use hashing::{BUF_SIZE, HashingWriter, file_or_digest, hash_file, hash_reader};
+pub use hashing::{
+    BUF_SIZE, HashingReader, HashingWriter, ReadDigest, file_or_digest, hash_file, hash_reader, hashing_reader,
+};
 pub use sha256::{ParseSha256Error, Sha256};

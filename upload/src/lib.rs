@@ -84,7 +84,9 @@ struct Plan {
     platform: PlatformName,
     name: BinaryName,
     image: PathBuf,
-    sha256: Sha256,
+    /// Known up front only when signing needs it; otherwise the image is
+    /// read once, hashed while it is sent, and its digest follows it.
+    sha256: Option<Sha256>,
     size: u64,
     attachments: Vec<(ArtifactPath, PathBuf)>,
     synopsis: Option<String>,
@@ -127,11 +129,20 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     {
         bail!("--synopsis must be one line of at most 1024 bytes without control characters");
     }
-    let (sha256, size) =
-        uk_digest::hash_file(&args.image).with_context(|| format!("reading the image {:?}", args.image.display()))?;
-    let signature = match &args.sign_key {
-        Some(key) => Some(sign(key, &args.image, &name, &args.job, &sha256)?),
-        None => None,
+    let read = |e| anyhow::Error::new(e).context(format!("reading the image {:?}", args.image.display()));
+    let meta = std::fs::metadata(&args.image).map_err(read)?;
+    if !meta.is_file() {
+        bail!("the image {:?} is not a regular file", args.image.display());
+    }
+    let size = meta.len();
+    // A signature names the digest, so signing reads the image first; a
+    // plain upload reads it once, while sending.
+    let (sha256, signature) = match &args.sign_key {
+        Some(key) => {
+            let (sha, _) = uk_digest::hash_file(&args.image).map_err(read)?;
+            (Some(sha), Some(sign(key, &args.image, &name, &args.job, &sha)?))
+        }
+        None => (None, None),
     };
     if let Some((path, tmp)) = &signature {
         if attachments.iter().any(|(p, _)| p == path) {
@@ -181,12 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         plan.name.as_str().replace('+', "%2B")
     ));
     if args.connect.verbose {
-        eprintln!(
-            "uploading {:?} ({} bytes, sha256 {}) to {url}",
-            plan.image.display(),
-            plan.size,
-            plan.sha256
-        );
+        eprintln!("uploading {:?} ({} bytes) to {url}", plan.image.display(), plan.size);
     }
     let (status, build) = with_retries(client.retries, client.verbose, |_| match send(&client, &url, &plan) {
         Ok(v) => Attempt::Done(v),
@@ -215,18 +221,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn send(client: &Client, url: &str, plan: &Plan) -> Result<(u16, BuildJson), ClientError> {
     let io = |e: std::io::Error| ClientError::Other(format!("reading {:?}: {e}", plan.image.display()));
     let image = File::open(&plan.image).map_err(io)?;
-    let req = client
-        .post(url)
-        .header("Content-Digest", content_digest_header(&plan.sha256));
-    let (content_type, len, body) = if plan.attachments.is_empty() && plan.synopsis.is_none() {
-        (
-            "application/octet-stream".to_owned(),
-            plan.size,
-            Box::new(image) as Box<dyn std::io::Read + Send>,
-        )
-    } else {
-        let synopsis = plan.synopsis.as_deref();
-        multipart::body(&plan.sha256, &plan.name, image, plan.size, &plan.attachments, synopsis).map_err(io)?
+    let mut req = client.post(url);
+    // The digest goes first as a header when it is known, else after the
+    // image as a `content-digest` part of the multipart body (one pass).
+    let (image, digest) = uk_digest::hashing_reader(image);
+    let (content_type, len, body) = match &plan.sha256 {
+        Some(sha) if plan.attachments.is_empty() && plan.synopsis.is_none() => {
+            req = req.header("Content-Digest", content_digest_header(sha));
+            (
+                "application/octet-stream".to_owned(),
+                plan.size,
+                Box::new(image) as Box<dyn std::io::Read + Send>,
+            )
+        }
+        Some(sha) => {
+            req = req.header("Content-Digest", content_digest_header(sha));
+            let parts = multipart::Parts {
+                name: &plan.name,
+                image,
+                image_len: plan.size,
+                attachments: &plan.attachments,
+                synopsis: plan.synopsis.as_deref(),
+                digest: None,
+            };
+            multipart::body(parts).map_err(io)?
+        }
+        None => {
+            let parts = multipart::Parts {
+                name: &plan.name,
+                image,
+                image_len: plan.size,
+                attachments: &plan.attachments,
+                synopsis: plan.synopsis.as_deref(),
+                digest: Some(digest.clone()),
+            };
+            multipart::body(parts).map_err(io)?
+        }
     };
     let bar = progress::bar(len, "upload");
     let reader = bar.wrap_read(body);
@@ -249,5 +279,13 @@ fn send(client: &Client, url: &str, plan: &Plan) -> Result<(u16, BuildJson), Cli
     })?;
     let build = serde_json::from_slice::<BuildJson>(&bytes)
         .map_err(|e| ClientError::Other(format!("POST {url}: the answer is not a build: {e}")))?;
+    // What the repository stored is what was read here.
+    let (sent, sent_len) = digest.get();
+    let stored = build.main_binary_file.as_ref().map(|m| (m.sha256, m.size));
+    if sent_len == plan.size && stored != Some((sent, sent_len)) {
+        return Err(ClientError::Other(format!(
+            "POST {url}: the repository recorded {stored:?} for the image, but sha256 {sent} ({sent_len} bytes) was sent"
+        )));
+    }
     Ok((status, build))
 }

@@ -20,7 +20,8 @@ use crate::listen::Inflight;
 /// A request whose log line is pending.
 pub struct Logged {
     method: Method,
-    path: String,
+    /// The URI (cloning it shares its bytes; the path is printed at the end).
+    uri: axum::http::Uri,
     peer: SocketAddr,
     start: Instant,
 }
@@ -29,7 +30,7 @@ impl Logged {
     pub fn start(req: &Request, peer: SocketAddr) -> Logged {
         Logged {
             method: req.method().clone(),
-            path: req.uri().path().to_owned(),
+            uri: req.uri().clone(),
             peer,
             start: Instant::now(),
         }
@@ -63,7 +64,7 @@ impl Drop for Counted {
             tracing::info!(
                 target: "access",
                 method = %l.method,
-                path = %l.path,
+                path = %l.uri.path(),
                 status = status.as_u16(),
                 bytes = self.sent,
                 ms = l.start.elapsed().as_millis() as u64,

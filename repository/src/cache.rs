@@ -26,12 +26,19 @@ const MAX_AGE: Duration = Duration::from_secs(2);
 /// The latest build of a job: its id and main binary's digest.
 pub type Latest = Option<(BuildId, Option<Sha256>)>;
 
-type LatestKey = (JobName, Option<PlatformName>);
 type ArtifactKey = (JobName, BuildId, ArtifactPath);
+
+struct LatestEntry {
+    platform: Option<PlatformName>,
+    generation: u64,
+    value: Latest,
+    at: Instant,
+}
 
 #[derive(Default)]
 pub struct Caches {
-    latest: Mutex<HashMap<LatestKey, (u64, Latest, Instant)>>,
+    /// Per job (looked up without allocating), per platform filter.
+    latest: Mutex<HashMap<JobName, Vec<LatestEntry>>>,
     artifacts: Mutex<HashMap<ArtifactKey, (StoredFile, Instant)>>,
     /// The names of all jobs (as many as the operator made), so lookups of
     /// made-up names are answered without the database.
@@ -47,17 +54,30 @@ fn bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
 impl Caches {
     pub fn latest(&self, job: &JobName, platform: &Option<PlatformName>, generation: u64) -> Option<Latest> {
         let map = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(&(job.clone(), platform.clone())) {
-            Some((g, v, at)) if *g == generation && at.elapsed() < MAX_AGE => Some(*v),
-            _ => None,
-        }
+        map.get(job)?
+            .iter()
+            .find(|e| &e.platform == platform)
+            .filter(|e| e.generation == generation && e.at.elapsed() < MAX_AGE)
+            .map(|e| e.value)
     }
 
     /// Remembers what the database said while the job was at `generation`.
     pub fn put_latest(&self, job: &JobName, platform: &Option<PlatformName>, generation: u64, v: Latest) {
         let mut map = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         bounded(&mut map);
-        map.insert((job.clone(), platform.clone()), (generation, v, Instant::now()));
+        let entry = LatestEntry {
+            platform: platform.clone(),
+            generation,
+            value: v,
+            at: Instant::now(),
+        };
+        let list = map.entry(job.clone()).or_default();
+        match list.iter().position(|e| &e.platform == platform) {
+            Some(i) => list[i] = entry,
+            // Platforms per job are few; a bound all the same.
+            None if list.len() < 64 => list.push(entry),
+            None => list[0] = entry,
+        }
     }
 
     pub fn artifact(&self, job: &JobName, uuid: &BuildId, path: &ArtifactPath) -> Option<StoredFile> {

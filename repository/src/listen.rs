@@ -75,12 +75,12 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-fn builder(header_timeout: Duration) -> Builder<TokioExecutor> {
+fn builder() -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_buf_size(MAX_HEADER_BUF);
+    // The header timeout is the watchdog's (below): it also covers a
+    // connection that never sends a byte, which hyper's own does not, and
+    // costs no timer per request.
+    b.http1().max_buf_size(MAX_HEADER_BUF);
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BUF as u32)
@@ -225,7 +225,7 @@ pub async fn serve(
     limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let builder = Arc::new(builder(limits.header_timeout));
+    let builder = Arc::new(builder());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -64,6 +64,9 @@ impl S3Store {
     /// A client for `bucket` from the `AWS_*` environment. Nothing is sent
     /// yet ([`ArtifactStore::check`] asks the service).
     pub fn open(bucket: &str, prefix: &str, staging: &Path) -> anyhow::Result<S3Store> {
+        // reqwest's TLS uses the process's rustls provider: ring, as the
+        // server's own TLS (an error only says one is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
         let client = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)

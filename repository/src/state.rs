@@ -132,7 +132,9 @@ impl AppState {
             .with_context(|| format!("creating data dir {:?}", cfg.data_dir.display()))?;
         let lock = DataDirLock::acquire(&cfg.data_dir)?;
         let db = Db::open(&cfg.database)?;
-        let store = cfg.store.open(&cfg.data_dir.join("staging"))?;
+        let staging = cfg.data_dir.join("staging");
+        std::fs::create_dir_all(&staging).with_context(|| format!("creating {:?}", staging.display()))?;
+        let store = cfg.store.open(&staging)?;
         store
             .check()
             .with_context(|| format!("the store {} does not answer", store.describe()))?;

@@ -58,11 +58,10 @@ pub fn engines() -> &'static Engines {
     ENGINES.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let (postgres, s3) = std::thread::scope(|t| {
-                let pg = t.spawn(Postgres::start);
-                (pg, S3::start())
-            });
-            let postgres = postgres.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            // Spawned from this thread, which never ends: the children's
+            // parent-death signal comes only when the process ends.
+            let s3 = S3::start();
+            let postgres = Postgres::start();
             tx.send(Engines { postgres, s3 }).unwrap();
             loop {
                 std::thread::park();

@@ -150,7 +150,7 @@ pub fn job_exists(c: &mut dyn Sql, job: &JobName) -> anyhow::Result<bool> {
 pub fn latest(c: &mut dyn Sql, job: &JobName, platform: Option<&PlatformName>) -> anyhow::Result<Option<BuildRow>> {
     let sql = format!(
         "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id
-         WHERE j.name = ?1 AND b.main_binary IS NOT NULL AND b.vacuumed IS NULL AND (?2 IS NULL OR b.platform = ?2)
+         WHERE j.name = ?1 AND b.main_binary IS NOT NULL AND b.vacuumed IS NULL AND (CAST(?2 AS TEXT) IS NULL OR b.platform = ?2)
          ORDER BY b.id DESC LIMIT 1"
     );
     let row = query_opt(c, &sql, params![job.as_str(), platform.map(|p| p.as_str())])?;
@@ -176,7 +176,7 @@ pub fn job_builds(
     }
     let sql = format!(
         "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id
-         WHERE j.name = ?1 AND (?2 IS NULL OR b.platform = ?2) ORDER BY b.id DESC"
+         WHERE j.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR b.platform = ?2) ORDER BY b.id DESC"
     );
     let rows = c.query(&sql, params![job.as_str(), platform.map(|p| p.as_str())])?;
     let mut out = Vec::with_capacity(rows.len());
@@ -375,7 +375,7 @@ pub fn mark_vacuumed(
                 b.id = (SELECT MAX(b2.id) FROM builds b2 WHERE b2.job_id = b.job_id AND b2.platform = b.platform
                         AND b2.main_binary IS NOT NULL AND b2.vacuumed IS NULL) AS is_latest
          FROM builds b JOIN jobs j ON j.id = b.job_id
-         WHERE b.vacuumed IS NULL AND (?1 IS NULL OR j.name = ?1)",
+         WHERE b.vacuumed IS NULL AND (CAST(?1 AS TEXT) IS NULL OR j.name = ?1)",
         params![policy.job.as_ref().map(|j| j.as_str())],
     )?;
     let mut chosen = Vec::new();

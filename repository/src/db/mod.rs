@@ -90,6 +90,16 @@ impl DbUrl {
         }
     }
 
+    /// Another connection to a database [`DbUrl::open`] has set up.
+    fn connect(&self) -> anyhow::Result<Box<dyn Sql>> {
+        match self {
+            DbUrl::Sqlite(p) => Ok(Box::new(open(p)?)),
+            DbUrl::Postgres(u) => Ok(Box::new(
+                postgres::PgConn::connect(u).with_context(|| format!("opening database {}", redact(u)))?,
+            )),
+        }
+    }
+
     /// Opens a connection, creating the database file (SQLite) and applying
     /// the migrations it has not seen.
     pub fn open(&self) -> anyhow::Result<Box<dyn Sql>> {
@@ -193,12 +203,13 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
     }
 }
 
-/// PostgreSQL's migrations, under the writers' lock (replicas starting
-/// together apply them once).
+/// PostgreSQL's migrations, in one transaction under the writers' lock
+/// (replicas starting together apply them once).
 fn migrate_pg(c: &mut postgres::PgConn) -> anyhow::Result<()> {
-    c.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)")
-        .context("creating schema_migrations")?;
     let done = |c: &mut postgres::PgConn| -> anyhow::Result<usize> {
+        if !sql::query_one(c, "SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?.bool(0)? {
+            return Ok(0);
+        }
         Ok(sql::query_one(c, "SELECT COUNT(*) FROM schema_migrations", &[])?.int(0)? as usize)
     };
     if done(c)? >= PG_MIGRATIONS.len() {
@@ -206,7 +217,11 @@ fn migrate_pg(c: &mut postgres::PgConn) -> anyhow::Result<()> {
     }
     c.begin_write()?;
     let result = (|| -> anyhow::Result<()> {
-        for (i, (name, text)) in PG_MIGRATIONS.iter().enumerate().skip(done(c)?) {
+        let n = done(c)?;
+        if n == 0 {
+            c.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)")?;
+        }
+        for (i, (name, text)) in PG_MIGRATIONS.iter().enumerate().skip(n) {
             c.batch(text)
                 .with_context(|| format!("applying database migration {name}"))?;
             c.execute(
@@ -285,7 +300,7 @@ impl Db {
             let pooled = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut conn = match pooled {
                 Some(c) if !c.is_broken() => c,
-                _ => inner.url.open()?,
+                _ => inner.url.connect()?,
             };
             conn.reset();
             let out = f(conn.as_mut());
@@ -324,7 +339,7 @@ impl Db {
         let mut slot = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
         if slot.as_ref().is_none_or(|c| c.is_broken()) {
             *slot = None;
-            *slot = Some(inner.url.open()?);
+            *slot = Some(inner.url.connect()?);
         }
         let conn = slot.as_mut().expect("opened above");
         conn.reset();

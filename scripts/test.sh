@@ -15,6 +15,7 @@
 #   scripts/test.sh                           # everything
 #   scripts/test.sh -E 'test(pipeline)'       # extra arguments go to nextest
 #   UKREPO_SKIP_LINTS=1 scripts/test.sh ...   # tests only
+#   UKREPO_SKIP_SCALE=1 ...                    # skip the tests that need PostgreSQL and s3s-fs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

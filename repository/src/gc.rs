@@ -7,7 +7,11 @@
 //! `db::builds::insert_build`), so a build never commits with a missing
 //! file, even when the collector runs in another process. A sweep of the
 //! whole store spares blobs stored (or re-stored) within `min_age`: an
-//! upload in progress elsewhere has not committed yet. Named candidates
+//! upload in progress elsewhere has not committed yet (at start-up that is
+//! `serve --orphan-grace` when replicas share the database or the bucket,
+//! and nothing on the embedded default, where the data-dir lock excludes
+//! other servers; on PostgreSQL the write lock is an advisory lock that
+//! every replica's commits take, see `db/sql.rs`). Named candidates
 //! (the blobs of builds just vacuumed or removed) go whatever their age.
 
 use std::collections::HashSet;

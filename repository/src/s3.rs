@@ -33,8 +33,9 @@ use uk_digest::{AtomicFile, Sha256, Staged};
 use crate::bridge;
 use crate::store::{ArtifactBody, ArtifactStore, Unavailable, clean_dir};
 
-/// Files up to this size go in one request; larger ones in parts of this size.
-const PART: usize = 16 << 20;
+/// Files up to this size go in one request; larger ones in parts of this
+/// size (S3's smallest part is 5 MiB).
+const PART: usize = 8 << 20;
 /// Parts in flight at once per upload (bounds memory: PART each).
 const PARTS_IN_FLIGHT: usize = 2;
 

@@ -60,8 +60,10 @@ fn upload_through_one_replica_read_through_the_other() {
     );
     assert_eq!((part.status, &part.body[..]), (206, &img[100..200]));
 
-    // And the other way round: B's upload is A's latest at once (its
-    // cache of `latest` was made stale by B's commit).
+    // And the other way round: B's upload is A's latest at once (A's
+    // cached `latest`, fresh for 2 s, was made stale by B's commit).
+    let l = get(&format!("{}/job/web/build/latest", a.url), &[]);
+    assert_eq!(l.header("location"), Some(format!("/job/web/build/{uuid}").as_str()));
     let img2 = image(2, 1000);
     let up2 = upload_raw(&b.url, "web", "web.hvt", &img2, Some(&auth), &[]);
     assert_eq!(up2.status, 201, "{}", up2.text());
@@ -156,4 +158,27 @@ fn a_replica_killed_mid_upload_leaves_no_partial_build_on_the_other() {
         upload_raw(&b.url, "web", "web.hvt", &image(3, 1000), Some(&auth), &[]).status,
         201
     );
+}
+
+#[test]
+fn the_start_up_sweep_spares_young_blobs_of_a_shared_bucket() {
+    if skip_scale("replicas") {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let shared = Instance::new(Backend::PostgresS3, data.path());
+    let staging = data.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let store = shared.store.open(&staging).unwrap();
+    // A blob no build references: another replica's upload, not committed yet.
+    let mut f = store.begin().unwrap();
+    f.write_all(b"stored, not yet committed").unwrap();
+    let staged = f.finish().unwrap();
+    let sha = staged.sha256;
+    store.put(staged).unwrap();
+
+    drop(spawn(&shared, data.path(), &[]));
+    assert!(store.exists(&sha).unwrap(), "a young blob survives a replica's start");
+    drop(spawn(&shared, data.path(), &["--orphan-grace", "0s"]));
+    assert!(!store.exists(&sha).unwrap(), "past the grace period it goes");
 }

@@ -1,7 +1,8 @@
 //! `serve --store-redirect` (CONTRACT.md §9): an artifact download answers
 //! 307 to a presigned URL of the S3 object; following it gives the bytes
 //! (whole or a range), which verify against the build's digest; the URL
-//! stops working once its lifetime is over. Conditional requests are still
+//! stops working once its lifetime is over. The image is larger than one
+//! part, so it is also the test of multipart uploads to the bucket. Conditional requests are still
 //! answered by the repository (304), without a redirect.
 
 use std::time::Duration;
@@ -26,7 +27,8 @@ fn downloads_follow_a_presigned_url_that_expires() {
         "pw\n",
     );
     let server = spawn(&repo, data.path(), &["--store-redirect", "--store-redirect-ttl", "2s"]);
-    let img: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    // Larger than a part: it reaches the bucket as a multipart upload.
+    let img: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
     let up = upload_raw(&server.url, "web", "web.hvt", &img, Some(&basic("ci", "pw")), &[]);
     assert_eq!(up.status, 201, "{}", up.text());
     let build = up.json();

@@ -64,7 +64,8 @@ pub struct Args {
     #[arg(long, env = "UKREPO_DATABASE_URL", value_name = "URL", value_parser = db::DbUrl::parse, global = true)]
     pub database_url: Option<db::DbUrl>,
 
-    /// The artifact store: file://DIR or s3://BUCKET[/PREFIX] (configured by
+    /// The artifact store: file://DIR (on the data dir's file system:
+    /// uploads staged there are renamed into it) or s3://BUCKET[/PREFIX] (configured by
     /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
     /// [default: file://DATA_DIR/artifacts].
     #[arg(long, env = "UKREPO_STORE_URL", value_name = "URL", value_parser = store::StoreUrl::parse, global = true)]

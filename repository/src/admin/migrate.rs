@@ -63,6 +63,11 @@ pub fn migrate(from: &Location, a: MigrateArgs) -> anyhow::Result<ExitCode> {
     }
     let mut src = from.open_existing()?;
     let src_store = from.open_store()?;
+    if let DbUrl::Sqlite(path) = &a.to_database_url
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {:?}", dir.display()))?;
+    }
     let mut dst = a.to_database_url.open()?;
     let staging = match &a.to_store_url {
         StoreUrl::File(dir) => dir.parent().unwrap_or(dir).join("staging"),

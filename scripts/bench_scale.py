@@ -40,6 +40,7 @@ BIN = os.path.abspath(args.bin)
 OUT = os.path.abspath(args.out)
 os.makedirs(OUT, exist_ok=True)
 work = tempfile.mkdtemp(prefix="bench-scale.", dir="/tmp")
+os.chmod(work, 0o711)  # PostgreSQL runs as its own user below it
 procs = []
 rows = []
 

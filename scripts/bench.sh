@@ -22,6 +22,16 @@ fi
 # Debian starts nginx on port 80 when it is installed; we run our own.
 pkill -x nginx 2>/dev/null || true
 
+# More than one machine (docs/benchmarks.md): PostgreSQL and s3s-fs, started
+# by scripts/bench_scale.py itself; BENCH_SCALE=0 leaves these rows out.
+bench_scale() {
+  [ "${BENCH_SCALE:-1}" = 1 ] || return 0
+  dpkg -s postgresql >/dev/null 2>&1 || { SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq postgresql >&2; }
+  scripts/tools.sh s3s-fs >/dev/null
+  python3 scripts/bench_scale.py --bin target/release --out target/bench
+}
+
 cargo build --release --quiet --workspace
 solo5=$(scripts/solo5.sh)
-exec python3 scripts/bench.py --bin target/release --solo5 "$solo5" --out target/bench "$@"
+python3 scripts/bench.py --bin target/release --solo5 "$solo5" --out target/bench "$@"
+bench_scale "$@"

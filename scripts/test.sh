@@ -8,10 +8,14 @@
 #   cargo deny check licenses bans sources     (advisories need the network)
 #   cargo machete                              (unused dependencies)
 #   cargo nextest run --workspace              (every test)
+#   the shared suites again on SQLite + S3 and on PostgreSQL + S3
+#   (UKREPO_TEST_BACKEND, see tests/src/backend.rs), against a throwaway
+#   PostgreSQL cluster and an s3s-fs server that the tests start
 #
 #   scripts/test.sh                           # everything
 #   scripts/test.sh -E 'test(pipeline)'       # extra arguments go to nextest
 #   UKREPO_SKIP_LINTS=1 scripts/test.sh ...   # tests only
+#   UKREPO_SKIP_SCALE=1 ...                    # skip the tests that need PostgreSQL and s3s-fs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +23,10 @@ cd "$(dirname "$0")/.."
 # make, gcc: the Solo5 build; iproute2: network namespaces for tap devices;
 # minisign: signature interop; openssl: the TLS first-run recipe; man-db and
 # dpkg: the package test; strace: the durability-order test; chromium,
-# chromium-driver: the browser tests; curl: the scripts.
-pkgs=(time libseccomp-dev pkg-config make gcc iproute2 curl minisign openssl man-db dpkg strace chromium chromium-driver)
+# chromium-driver: the browser tests; curl: the scripts; postgresql: the
+# replicas' shared database (the tests run their own cluster, never the
+# service).
+pkgs=(time libseccomp-dev pkg-config make gcc iproute2 curl minisign openssl man-db dpkg strace chromium chromium-driver postgresql)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -43,15 +49,34 @@ if [ "${UKREPO_SKIP_LINTS:-}" != 1 ]; then
 fi
 
 scripts/solo5.sh >/dev/null
+# The S3 server of the scale-out tests (tests/src/services.rs finds it there).
+scripts/tools.sh s3s-fs >/dev/null
 # The end-to-end tests run the workspace's binaries, which cargo builds for a
 # test run only when their own package has integration tests: build them all.
 # deploy-hvt's crash points exist only in test builds (the feature).
 features=(--features deploy-hvt/fault-injection)
 cargo build --workspace --bins "${features[@]}"
 
+# The suites every configuration must pass (CONTRACT.md §9).
+shared='binary(api) | binary(upload_rules) | binary(crash) | binary(hostile_inputs)'
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  exec cargo nextest run --workspace --no-fail-fast "${features[@]}" "$@"
+  cargo nextest run --workspace --no-fail-fast "${features[@]}" "$@" || status=$?
+  if [ $# -eq 0 ]; then
+    for backend in s3 postgres-s3; do
+      echo "test.sh: the shared suites on $backend" >&2
+      UKREPO_TEST_BACKEND=$backend cargo nextest run -p ukrepo-tests --no-fail-fast "${features[@]}" -E "$shared" || status=$?
+    done
+  fi
 else
   echo "test.sh: cargo-nextest not found, using cargo test" >&2
-  exec cargo test --workspace --no-fail-fast "${features[@]}" "$@"
+  cargo test --workspace --no-fail-fast "${features[@]}" "$@" || status=$?
+  if [ $# -eq 0 ]; then
+    for backend in s3 postgres-s3; do
+      echo "test.sh: the shared suites on $backend" >&2
+      UKREPO_TEST_BACKEND=$backend cargo test -p ukrepo-tests --no-fail-fast "${features[@]}" \
+        --test api --test upload_rules --test crash --test hostile_inputs || status=$?
+    done
+  fi
 fi
+exit $status

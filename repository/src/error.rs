@@ -40,6 +40,9 @@ pub enum ApiError {
     Busy(String),
     #[error("the server is shutting down; try again shortly")]
     ShuttingDown,
+    /// The artifact store or the database does not answer (logged): try again later.
+    #[error("{0} is unavailable; try again later")]
+    Unavailable(&'static str),
     #[error("internal error")]
     Internal(anyhow::Error),
 }
@@ -60,8 +63,28 @@ fn is_no_space(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Which engine, if any, failed by being unreachable (rather than by a
+/// bug or a bad request): an S3 service down, a PostgreSQL server gone.
+fn unavailable(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain().find_map(|c| {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(crate::store::Unavailable::is)
+            || c.is::<crate::store::Unavailable>()
+        {
+            return Some("the artifact store");
+        }
+        let pg = c.downcast_ref::<tokio_postgres::Error>()?;
+        let io = std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>());
+        (pg.is_closed() || io).then_some("the database")
+    })
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
+        if let Some(what) = unavailable(&e) {
+            tracing::error!(error = format!("{e:#}"), "{what} is unavailable");
+            return ApiError::Unavailable(what);
+        }
         if is_no_space(&e) {
             tracing::warn!(error = format!("{e:#}"), "no space left");
             ApiError::NoSpace
@@ -96,7 +119,7 @@ impl ApiError {
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Gone(_) => StatusCode::GONE,
-            ApiError::Busy(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy(_) | ApiError::ShuttingDown | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -131,7 +154,7 @@ impl IntoResponse for ApiError {
             ApiError::TooManyLogins => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             }
-            ApiError::Busy(_) | ApiError::ShuttingDown => {
+            ApiError::Busy(_) | ApiError::ShuttingDown | ApiError::Unavailable(_) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             }
             _ => {}

@@ -7,55 +7,52 @@
 //! `db::builds::insert_build`), so a build never commits with a missing
 //! file, even when the collector runs in another process. A sweep of the
 //! whole store spares blobs stored (or re-stored) within `min_age`: an
-//! upload in progress elsewhere has not committed yet. Named candidates
+//! upload in progress elsewhere has not committed yet (at start-up that is
+//! `serve --orphan-grace` when replicas share the database or the bucket,
+//! and nothing on the embedded default, where the data-dir lock excludes
+//! other servers; on PostgreSQL the write lock is an advisory lock that
+//! every replica's commits take, see `db/sql.rs`). Named candidates
 //! (the blobs of builds just vacuumed or removed) go whatever their age.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use rusqlite::{Connection, TransactionBehavior};
 use uk_digest::Sha256;
 
-use crate::db::Db;
+use crate::db::{Db, Sql};
 use crate::store::ArtifactStore;
 
 /// Digests that builds with files still reference.
-fn referenced(conn: &Connection) -> anyhow::Result<HashSet<Sha256>> {
-    let mut st = conn.prepare(
+fn referenced(c: &mut dyn Sql) -> anyhow::Result<HashSet<Sha256>> {
+    let rows = c.query(
         "SELECT DISTINCT a.sha256 FROM artifacts a JOIN builds b ON b.id = a.build_id WHERE b.vacuumed IS NULL",
+        &[],
     )?;
-    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-    let mut set = HashSet::new();
-    for r in rows {
-        if let Ok(sha) = r?.parse() {
-            set.insert(sha);
-        }
-    }
-    Ok(set)
+    Ok(rows.iter().filter_map(|r| r.parse(0, "digest").ok()).collect())
 }
 
 /// Removes unreferenced blobs (only those in `only`, when given) older than
 /// `min_age`; returns each removed digest with its size. `dry_run` removes
 /// nothing and reports what would go.
 pub fn collect(
-    conn: &mut Connection,
+    c: &mut dyn Sql,
     store: &dyn ArtifactStore,
     min_age: Duration,
     only: Option<&[Sha256]>,
     dry_run: bool,
 ) -> anyhow::Result<Vec<(Sha256, u64)>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let removed = collect_in(&tx, store, min_age, only, dry_run)?;
+    c.begin_write()?;
+    let removed = collect_in(c, store, min_age, only, dry_run);
     // Nothing was written: the transaction only held the lock.
-    tx.rollback()?;
-    Ok(removed)
+    c.rollback()?;
+    removed
 }
 
 /// [`collect`] inside the caller's write transaction (which sees its own
 /// uncommitted changes: `vacuum --dry-run` marks, measures, rolls back).
 pub fn collect_in(
-    tx: &Connection,
+    tx: &mut dyn Sql,
     store: &dyn ArtifactStore,
     min_age: Duration,
     only: Option<&[Sha256]>,

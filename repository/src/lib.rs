@@ -10,6 +10,7 @@ pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod bridge;
 pub mod cache;
 pub mod datadir;
 pub mod db;
@@ -20,6 +21,8 @@ pub mod listen;
 pub mod longpoll;
 pub mod metrics;
 pub mod net;
+pub mod replicas;
+pub mod s3;
 mod staging;
 pub mod state;
 pub mod store;
@@ -45,7 +48,8 @@ pub use uk_cli::size::parse_size;
     about = "The unikernel repository: keeps every build, names the latest, serves them over HTTP."
 )]
 pub struct Args {
-    /// Data directory: the SQLite database and the artifact files.
+    /// Data directory: the SQLite database and the artifact files by
+    /// default, and always the staging folder of uploads.
     #[arg(
         long,
         env = "UKREPO_DATA_DIR",
@@ -53,6 +57,18 @@ pub struct Args {
         global = true
     )]
     pub data_dir: PathBuf,
+
+    /// The metadata database: sqlite://PATH or postgres://USER@HOST/DB
+    /// (shared by replicas) [default: sqlite://DATA_DIR/repo.sqlite].
+    #[arg(long, env = "UKREPO_DATABASE_URL", value_name = "URL", value_parser = db::DbUrl::parse, global = true)]
+    pub database_url: Option<db::DbUrl>,
+
+    /// The artifact store: file://DIR (on the data dir's file system:
+    /// uploads staged there are renamed into it) or s3://BUCKET[/PREFIX] (configured by
+    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
+    /// [default: file://DATA_DIR/artifacts].
+    #[arg(long, env = "UKREPO_STORE_URL", value_name = "URL", value_parser = store::StoreUrl::parse, global = true)]
+    pub store_url: Option<store::StoreUrl>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -76,6 +92,9 @@ pub enum Command {
     Build(admin::jobs::BuildCommand),
     /// Drop the files of old builds, keeping their rows and digests (/hash still answers).
     Vacuum(admin::jobs::VacuumArgs),
+    /// Copy the repository into another database and store (e.g. PostgreSQL
+    /// and S3), verifying every blob; run again to resume.
+    Migrate(admin::migrate::MigrateArgs),
     /// Make token keys and mint tokens (what a CI coordinator does).
     #[command(subcommand)]
     Token(token_cmd::TokenCommand),
@@ -163,17 +182,33 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "UKREPO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Answer artifact downloads with a 307 to a presigned URL of the store
+    /// (S3), so the bytes come from the store, not through this server.
+    #[arg(long, env = "UKREPO_STORE_REDIRECT")]
+    pub store_redirect: bool,
+
+    /// How long the presigned URLs of --store-redirect stay valid.
+    #[arg(long, env = "UKREPO_STORE_REDIRECT_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub store_redirect_ttl: Duration,
+
+    /// With a shared database or store (replicas), the start-up sweep of
+    /// blobs no build references spares those younger than this (another
+    /// replica may be about to commit them).
+    #[arg(long, env = "UKREPO_ORPHAN_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub orphan_grace: Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let d = &args.data_dir;
+    let loc = admin::Location::new(args.data_dir, args.database_url, args.store_url);
     match args.command {
-        Command::Serve(s) => serve(args.data_dir, s),
-        Command::User(cmd) => admin::users::user(d, cmd),
-        Command::Access(cmd) => admin::users::access(d, cmd),
-        Command::Job(cmd) => admin::jobs::job(d, cmd),
-        Command::Build(cmd) => admin::jobs::build(d, cmd),
-        Command::Vacuum(a) => admin::jobs::vacuum(d, a),
+        Command::Serve(s) => serve(loc, s),
+        Command::User(cmd) => admin::users::user(&loc, cmd),
+        Command::Access(cmd) => admin::users::access(&loc, cmd),
+        Command::Job(cmd) => admin::jobs::job(&loc, cmd),
+        Command::Build(cmd) => admin::jobs::build(&loc, cmd),
+        Command::Vacuum(a) => admin::jobs::vacuum(&loc, a),
+        Command::Migrate(a) => admin::migrate::migrate(&loc, a),
         Command::Token(cmd) => token_cmd::run(cmd),
     }
 }
@@ -192,10 +227,14 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
+fn serve(loc: admin::Location, s: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logs(s.log_format);
-    let defaults = state::ServeConfig::new(data_dir);
+    let defaults = state::ServeConfig::new(loc.data_dir);
     let cfg = state::ServeConfig {
+        database: loc.database,
+        store: loc.store,
+        store_redirect: s.store_redirect.then_some(s.store_redirect_ttl),
+        gc_grace: s.orphan_grace,
         max_upload: s.max_upload_size,
         max_failed_logins: s.max_failed_logins,
         login_lockout: s.login_lockout,
@@ -220,7 +259,7 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the tokio runtime")?;
     let result = rt.block_on(async {
-        let state = state::AppState::open(&cfg)?;
+        let state = state::AppState::open(&cfg).await?;
         let tls = match (&s.tls_cert, &s.tls_key) {
             (Some(c), Some(k)) => Some(listen::tls_acceptor(c, k)?),
             _ => None,
@@ -231,7 +270,13 @@ fn serve(data_dir: PathBuf, s: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         uk_cli::out(format!("listening on {scheme}://{addr}"))?;
-        tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "serving");
+        tracing::info!(
+            %addr,
+            data_dir = %cfg.data_dir.display(),
+            database = %cfg.database.display(),
+            store = %cfg.store,
+            "serving"
+        );
         match tls {
             Some(t) => app::serve_tls(listener, state, t, shutdown_signal()).await,
             None => app::serve(listener, state, shutdown_signal()).await,

@@ -106,6 +106,15 @@ impl Notifier {
         slot.tx.send_modify(|n| *n += 1);
     }
 
+    /// Something may have changed in every job (another replica's changes
+    /// were missed): wake every waiter, make every cached answer stale.
+    pub fn bump_all(&self) {
+        let jobs = self.jobs.read().unwrap_or_else(|e| e.into_inner());
+        for slot in jobs.values() {
+            slot.tx.send_modify(|n| *n += 1);
+        }
+    }
+
     /// Forgets a removed job (its builds are gone).
     pub fn forget(&self, job: &JobName) {
         let mut jobs = self.jobs.write().unwrap_or_else(|e| e.into_inner());

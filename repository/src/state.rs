@@ -12,16 +12,29 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Auth, AuthConfig};
 use crate::cache::Caches;
 use crate::datadir::DataDirLock;
-use crate::db::{self, Db};
+use crate::db::{Db, DbUrl, Engine};
 use crate::longpoll::Notifier;
 use crate::metrics::Metrics;
 use crate::net::ConnTable;
-use crate::store::{ArtifactStore, LocalStore};
+use crate::store::{ArtifactStore, StoreUrl};
 
 /// How the server is configured, after validation.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// Local state: the lock, the staging folder (and by default the
+    /// database and the artifacts).
     pub data_dir: PathBuf,
+    /// The metadata (`--database-url`).
+    pub database: DbUrl,
+    /// The artifact bytes (`--store-url`).
+    pub store: StoreUrl,
+    /// `--store-redirect`: artifact downloads answer 307 to a presigned
+    /// URL valid this long (when the store can presign).
+    pub store_redirect: Option<Duration>,
+    /// At start-up, blobs no build references are removed once they are
+    /// this old, when other replicas may be mid-upload (a shared database
+    /// or store); on the embedded default, at once.
+    pub gc_grace: Duration,
     pub max_upload: u64,
     pub max_failed_logins: u32,
     pub login_lockout: Duration,
@@ -51,7 +64,11 @@ impl ServeConfig {
     /// The defaults of `serve`, for a data dir.
     pub fn new(data_dir: PathBuf) -> ServeConfig {
         ServeConfig {
+            database: DbUrl::in_data_dir(&data_dir),
+            store: StoreUrl::in_data_dir(&data_dir),
             data_dir,
+            store_redirect: None,
+            gc_grace: Duration::from_secs(3600),
             max_upload: 4 << 30,
             max_failed_logins: 10,
             login_lockout: Duration::from_secs(300),
@@ -84,6 +101,8 @@ pub struct AppState {
     pub header_timeout: Duration,
     pub send_timeout: Duration,
     pub keep_builds: Option<u32>,
+    /// `--store-redirect`'s lifetime of presigned URLs.
+    pub store_redirect: Option<Duration>,
     /// Cancelled when the server begins to shut down: long-polls answer at once.
     pub shutdown: CancellationToken,
     /// Held while the server runs: a second `serve` on the same data dir is refused.
@@ -93,20 +112,40 @@ pub struct AppState {
 impl AppState {
     /// Locks and opens the data dir (creating it), the database and the
     /// store, removes staging debris and blobs no build references (left by
-    /// a crash between storing and committing).
-    pub fn open(cfg: &ServeConfig) -> anyhow::Result<AppState> {
+    /// a crash between storing and committing), and on PostgreSQL starts
+    /// listening to the other replicas' commits.
+    pub async fn open(cfg: &ServeConfig) -> anyhow::Result<AppState> {
+        let c = cfg.clone();
+        let (lock, db, store) = tokio::task::spawn_blocking(move || Self::open_storage(&c))
+            .await
+            .context("opening the repository")??;
+        let state = Self::assemble(cfg, lock, db, store)?;
+        if let DbUrl::Postgres(url) = &cfg.database {
+            crate::replicas::listen(url.clone(), &state).await?;
+        }
+        Ok(state)
+    }
+
+    /// The blocking part of [`AppState::open`].
+    fn open_storage(cfg: &ServeConfig) -> anyhow::Result<(DataDirLock, Db, Arc<dyn ArtifactStore>)> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating data dir {:?}", cfg.data_dir.display()))?;
         let lock = DataDirLock::acquire(&cfg.data_dir)?;
-        let db = Db::open(&db::db_path(&cfg.data_dir))?;
-        let store = LocalStore::open(&cfg.data_dir)
-            .with_context(|| format!("opening the store in {:?}", cfg.data_dir.display()))?;
+        let db = Db::open(&cfg.database)?;
+        let staging = cfg.data_dir.join("staging");
+        std::fs::create_dir_all(&staging).with_context(|| format!("creating {:?}", staging.display()))?;
+        let store = cfg.store.open(&staging)?;
+        store
+            .check()
+            .with_context(|| format!("the store {} does not answer", store.describe()))?;
         let cleaned = store.clean_staging().context("cleaning the staging folder")?;
         if cleaned > 0 {
             tracing::warn!(files = cleaned, "removed staging files left by an earlier run");
         }
-        let store: Arc<dyn ArtifactStore> = Arc::new(store);
-        let orphans = crate::gc::remove_unreferenced_blobs_blocking(&db, store.as_ref(), Duration::ZERO)
+        // Other replicas may have stored blobs they are about to commit.
+        let shared = store.shared() || db.engine() == Engine::Postgres;
+        let grace = if shared { cfg.gc_grace } else { Duration::ZERO };
+        let orphans = crate::gc::remove_unreferenced_blobs_blocking(&db, store.as_ref(), grace)
             .context("removing blobs no build references")?;
         if orphans > 0 {
             tracing::warn!(
@@ -114,6 +153,15 @@ impl AppState {
                 "removed stored files no build references (an earlier run stopped between storing and committing)"
             );
         }
+        Ok((lock, db, store))
+    }
+
+    fn assemble(
+        cfg: &ServeConfig,
+        lock: DataDirLock,
+        db: Db,
+        store: Arc<dyn ArtifactStore>,
+    ) -> anyhow::Result<AppState> {
         let mut keys = Vec::new();
         for p in &cfg.token_public_keys {
             let text =
@@ -149,6 +197,7 @@ impl AppState {
             header_timeout: cfg.header_timeout,
             send_timeout: cfg.send_timeout,
             keep_builds: cfg.keep_builds,
+            store_redirect: cfg.store_redirect,
             shutdown: CancellationToken::new(),
             _lock: Arc::new(lock),
         })

@@ -1,5 +1,6 @@
-//! Artifact bytes, content-addressed, behind a small interface so that an
-//! S3-compatible object store can be added beside the local one.
+//! Artifact bytes, content-addressed, behind a small interface: the local
+//! store here (the embedded default) and an S3-compatible one (`s3.rs`),
+//! chosen by `--store-url` ([`StoreUrl`]).
 //!
 //! The local store keeps `artifacts/<aa>/<sha256>` under the data dir and
 //! stages uploads in `staging/` on the same file system: a staged file is
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use uk_digest::{AtomicFile, Sha256, Staged, fsync_dir};
 
@@ -76,6 +78,92 @@ pub trait ArtifactStore: Send + Sync + 'static {
     fn clean_staging(&self) -> io::Result<usize>;
     /// Does the store answer? (`GET /healthz`)
     fn check(&self) -> io::Result<()>;
+
+    /// As [`ArtifactStore::get`], from async code. The default opens on
+    /// the calling thread, which for local files is short.
+    fn get_async(
+        &self,
+        sha: Sha256,
+        range: Option<(u64, u64)>,
+    ) -> BoxFuture<'static, io::Result<Option<ArtifactBody>>> {
+        let opened = self.get(&sha, range);
+        Box::pin(async move { opened })
+    }
+
+    /// A URL that serves the artifact's bytes without credentials for
+    /// `ttl` (`serve --store-redirect`); `None` when the store has none.
+    fn presign(&self, _sha: Sha256, _ttl: std::time::Duration) -> BoxFuture<'static, io::Result<Option<String>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The whole artifact as a blocking reader (`migrate`).
+    fn read(&self, sha: &Sha256) -> io::Result<Option<Box<dyn Read + Send>>>;
+
+    /// Other processes (replicas) store into it too: a sweep at start-up
+    /// must spare blobs they may be about to commit.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// For messages: where the bytes are.
+    fn describe(&self) -> String;
+}
+
+/// Where artifact bytes live (`--store-url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `file://DIR`: `DIR` holds the `<aa>/<sha256>` files.
+    File(PathBuf),
+    /// `s3://BUCKET[/PREFIX]`.
+    S3 { bucket: String, prefix: String },
+}
+
+impl StoreUrl {
+    pub fn parse(s: &str) -> anyhow::Result<StoreUrl> {
+        if let Some(dir) = s.strip_prefix("file://") {
+            anyhow::ensure!(!dir.is_empty(), "the store URL {s:?} names no directory (file:///path)");
+            return Ok(StoreUrl::File(PathBuf::from(dir)));
+        }
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            anyhow::ensure!(
+                !bucket.is_empty(),
+                "the store URL {s:?} names no bucket (s3://BUCKET[/PREFIX])"
+            );
+            return Ok(StoreUrl::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            });
+        }
+        anyhow::bail!("unsupported store URL {s:?}: use file://DIR or s3://BUCKET[/PREFIX]")
+    }
+
+    /// The default: `DATA_DIR/artifacts`.
+    pub fn in_data_dir(data_dir: &Path) -> StoreUrl {
+        StoreUrl::File(data_dir.join("artifacts"))
+    }
+
+    /// Opens the store; uploads stage in `staging` (local, beside the data).
+    pub fn open(&self, staging: &Path) -> anyhow::Result<std::sync::Arc<dyn ArtifactStore>> {
+        use anyhow::Context;
+        Ok(match self {
+            StoreUrl::File(dir) => std::sync::Arc::new(
+                LocalStore::open_dirs(dir, staging)
+                    .with_context(|| format!("opening the store in {:?}", dir.display()))?,
+            ),
+            StoreUrl::S3 { bucket, prefix } => std::sync::Arc::new(crate::s3::S3Store::open(bucket, prefix, staging)?),
+        })
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreUrl::File(d) => write!(f, "file://{}", d.display()),
+            StoreUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StoreUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
 }
 
 /// The embedded default: files under the data directory.
@@ -86,9 +174,15 @@ pub struct LocalStore {
 
 impl LocalStore {
     pub fn open(data_dir: &Path) -> io::Result<LocalStore> {
+        Self::open_dirs(&data_dir.join("artifacts"), &data_dir.join("staging"))
+    }
+
+    /// Artifacts in `artifacts`, uploads staged in `staging` (which must be
+    /// on the same file system: a stored file is renamed into place).
+    pub fn open_dirs(artifacts: &Path, staging: &Path) -> io::Result<LocalStore> {
         let store = LocalStore {
-            artifacts: data_dir.join("artifacts"),
-            staging: data_dir.join("staging"),
+            artifacts: artifacts.to_owned(),
+            staging: staging.to_owned(),
         };
         fs::create_dir_all(&store.artifacts)?;
         fs::create_dir_all(&store.staging)?;
@@ -203,12 +297,47 @@ impl ArtifactStore for LocalStore {
     }
 
     fn clean_staging(&self) -> io::Result<usize> {
-        let mut n = 0;
-        for entry in fs::read_dir(&self.staging)? {
-            fs::remove_file(entry?.path())?;
-            n += 1;
+        clean_dir(&self.staging)
+    }
+
+    fn read(&self, sha: &Sha256) -> io::Result<Option<Box<dyn Read + Send>>> {
+        match fs::File::open(self.path_of(sha)) {
+            Ok(f) => Ok(Some(Box::new(f))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
-        Ok(n)
+    }
+
+    fn describe(&self) -> String {
+        format!("file://{}", self.artifacts.display())
+    }
+}
+
+/// Removes every file in `dir` (staging debris); a missing `dir` has none.
+pub fn clean_dir(dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut n = 0;
+    for entry in entries {
+        fs::remove_file(entry?.path())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The store could not be reached or refused to work (an S3 service down,
+/// wrong credentials): the request may succeed later (503).
+#[derive(Debug, thiserror::Error)]
+#[error("the artifact store is unavailable: {0}")]
+pub struct Unavailable(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl Unavailable {
+    /// Is this I/O error one of ours?
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<Unavailable>())
     }
 }
 

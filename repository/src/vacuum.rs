@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
 use uk_names::JobName;
 
+use crate::db::Sql;
 use crate::db::builds::{VacuumPolicy, Vacuumed, mark_vacuumed};
 use crate::gc;
 use crate::state::AppState;
@@ -27,22 +27,38 @@ pub struct VacuumReport {
 }
 
 pub fn run(
-    conn: &mut Connection,
+    c: &mut dyn Sql,
     store: &dyn ArtifactStore,
     policy: &VacuumPolicy,
     dry_run: bool,
 ) -> anyhow::Result<VacuumReport> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (builds, shas) = mark_vacuumed(&tx, policy, &now_rfc3339())?;
-    let freed = if dry_run {
-        // Measured against the marks, which are then rolled back.
-        let freed = gc::collect_in(&tx, store, Duration::ZERO, Some(&shas), true)?;
-        tx.rollback()?;
-        freed
-    } else {
-        // Marks first: a file is never gone while its build says it is there.
-        tx.commit()?;
-        gc::collect(conn, store, Duration::ZERO, Some(&shas), false)?
+    c.begin_write()?;
+    let marked = mark_vacuumed(c, policy, &now_rfc3339()).and_then(|(builds, shas)| {
+        if dry_run {
+            // Measured against the marks, which are then rolled back.
+            let freed = gc::collect_in(c, store, Duration::ZERO, Some(&shas), true)?;
+            Ok((builds, shas, Some(freed)))
+        } else {
+            Ok((builds, shas, None))
+        }
+    });
+    let (builds, shas, measured) = match marked {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = c.rollback();
+            return Err(e);
+        }
+    };
+    let freed = match measured {
+        Some(freed) => {
+            c.rollback()?;
+            freed
+        }
+        None => {
+            // Marks first: a file is never gone while its build says it is there.
+            c.commit()?;
+            gc::collect(c, store, Duration::ZERO, Some(&shas), false)?
+        }
     };
     Ok(VacuumReport {
         builds,

@@ -1,14 +1,18 @@
 //! The real server started in-process on 127.0.0.1:0 (on its
-//! own runtime thread, so tests stay plain blocking code), users added
-//! through the same code as `unikernel-repo user add`, and an HTTP agent
-//! that neither follows redirects nor turns statuses into errors.
+//! own runtime thread, so tests stay plain blocking code), over the
+//! database and store of the backend under test (`backend.rs`), users
+//! added through the same code as `unikernel-repo user add`, and an HTTP
+//! agent that neither follows redirects nor turns statuses into errors.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use unikernel_repo::auth::password;
-use unikernel_repo::db::{self, jobs, users};
+use unikernel_repo::db::{Sql, jobs, users};
 use unikernel_repo::state::{AppState, ServeConfig};
+use unikernel_repo::store::ArtifactStore;
+
+use crate::backend::Instance;
 
 pub struct Server {
     pub url: String,
@@ -17,10 +21,14 @@ pub struct Server {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The test defaults, on the backend under test.
 pub fn config(data: &Path) -> ServeConfig {
+    let instance = Instance::of(data);
     ServeConfig {
         max_upload: 64 << 20,
         max_failed_logins: 5,
+        database: instance.database,
+        store: instance.store,
         ..ServeConfig::new(data.to_owned())
     }
 }
@@ -67,7 +75,7 @@ fn start_full(
             .build()
             .unwrap();
         rt.block_on(async move {
-            let state = AppState::open(&cfg).unwrap();
+            let state = AppState::open(&cfg).await.unwrap();
             let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
             let stop = async {
@@ -136,21 +144,36 @@ impl Server {
     }
 
     pub fn add_user_with(&self, name: &str, pw: &str, rights: users::Rights) {
-        let conn = db::open(&db::db_path(self.data.path())).unwrap();
-        users::add(&conn, name, &password::hash(pw).unwrap(), rights).unwrap();
+        users::add(self.db().as_mut(), name, &password::hash(pw).unwrap(), rights).unwrap();
     }
 
     /// Creates `job` (as `unikernel-repo job add`) unless it exists.
     pub fn add_job(&self, job: &str) {
-        let conn = db::open(&db::db_path(self.data.path())).unwrap();
-        let _ = jobs::add(&conn, &job.parse().unwrap());
+        let _ = jobs::add(self.db().as_mut(), &job.parse().unwrap());
     }
 
     /// Grants `job` (created if new) to user `name`.
     pub fn grant(&self, name: &str, job: &str) {
         self.add_job(job);
-        let mut conn = db::open(&db::db_path(self.data.path())).unwrap();
-        users::grant(&mut conn, name, &job.parse().unwrap(), false).unwrap();
+        users::grant(self.db().as_mut(), name, &job.parse().unwrap(), false).unwrap();
+    }
+
+    /// A connection to the server's database (as an admin command has).
+    pub fn db(&self) -> Box<dyn Sql> {
+        Instance::of(self.data.path()).database.open().unwrap()
+    }
+
+    /// The server's artifact store (as an admin command opens it).
+    pub fn store(&self) -> std::sync::Arc<dyn ArtifactStore> {
+        Instance::of(self.data.path())
+            .store
+            .open(&self.data.path().join("staging"))
+            .unwrap()
+    }
+
+    /// Blobs in the server's store.
+    pub fn blob_count(&self) -> usize {
+        self.store().list().unwrap().len()
     }
 
     pub fn artifacts_dir(&self) -> PathBuf {

@@ -54,8 +54,7 @@ fn auth_matrix() {
     );
 
     // Disabled users are refused.
-    let conn = unikernel_repo::db::open(&unikernel_repo::db::db_path(s.data.path())).unwrap();
-    unikernel_repo::db::users::set_disabled(&conn, "alice", true).unwrap();
+    unikernel_repo::db::users::set_disabled(s.db().as_mut(), "alice", true).unwrap();
     assert_eq!(
         upload_raw(&s.url, "granted", "y", &img, Some(&basic("alice", "alice-pw")), &[]).status,
         401
@@ -92,7 +91,7 @@ fn content_digest_mismatch_is_422_and_stores_nothing() {
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains(&sha256_hex(&img)));
     assert_eq!(get_json(&format!("{}/job/web", s.url)).status, 404);
-    assert_eq!(count_files(&s.artifacts_dir()), 0);
+    assert_eq!(s.blob_count(), 0);
     assert_eq!(s.staging_count(), 0);
 
     let right = uk_digest::content_digest_header(&uk_digest::hash_reader(&img[..]).unwrap().0);
@@ -273,11 +272,7 @@ fn identical_retry_returns_the_same_build_and_artifacts_are_shared() {
     let b = upload_raw(&s.url, "two", "x.hvt", &img, Some(&auth), &[]);
     assert_eq!(b.status, 201);
     assert_ne!(b.json()["uuid"], a.json()["uuid"]);
-    assert_eq!(
-        count_files(&s.artifacts_dir()),
-        1,
-        "one artifact stored once for two jobs"
-    );
+    assert_eq!(s.blob_count(), 1, "one artifact stored once for two jobs");
     // Once something else is latest, the old image is a new build again.
     assert_eq!(upload_raw(&s.url, "one", "x.hvt", b"v2", Some(&auth), &[]).status, 201);
     assert_eq!(upload_raw(&s.url, "one", "x.hvt", &img, Some(&auth), &[]).status, 201);

@@ -4,7 +4,6 @@
 //! are removed from the store (see `gc.rs` for why this is safe while the
 //! server runs).
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use uk_names::{BuildId, JobName};
 
-use super::{open_existing, open_or_create, open_store};
+use super::Location;
 use crate::db::builds::{self, VacuumPolicy};
 use crate::db::jobs;
 use crate::gc;
@@ -77,10 +76,10 @@ fn human(bytes: u64) -> String {
     }
 }
 
-pub fn job(data_dir: &Path, cmd: JobCommand) -> anyhow::Result<ExitCode> {
+pub fn job(loc: &Location, cmd: JobCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         JobCommand::List { json } => {
-            let list = jobs::list(&open_existing(data_dir)?)?;
+            let list = jobs::list(loc.open_existing()?.as_mut())?;
             if json {
                 uk_cli::out(serde_json::to_string(&list)?)?;
             } else {
@@ -99,14 +98,14 @@ pub fn job(data_dir: &Path, cmd: JobCommand) -> anyhow::Result<ExitCode> {
             }
         }
         JobCommand::Add { name } => {
-            jobs::add(&open_or_create(data_dir)?, &name)?;
+            jobs::add(loc.open_or_create()?.as_mut(), &name)?;
             eprintln!("added job {:?}", name.as_str());
         }
         JobCommand::Remove { name } => {
-            let mut conn = open_existing(data_dir)?;
-            let store = open_store(data_dir)?;
-            let (n, shas) = jobs::remove(&mut conn, &name)?;
-            let freed = gc::collect(&mut conn, &store, Duration::ZERO, Some(&shas), false)?;
+            let mut conn = loc.open_existing()?;
+            let store = loc.open_store()?;
+            let (n, shas) = jobs::remove(conn.as_mut(), &name)?;
+            let freed = gc::collect(conn.as_mut(), store.as_ref(), Duration::ZERO, Some(&shas), false)?;
             eprintln!(
                 "removed job {:?}: {n} builds, {} files ({}) no other build used",
                 name.as_str(),
@@ -118,11 +117,11 @@ pub fn job(data_dir: &Path, cmd: JobCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn build(data_dir: &Path, cmd: BuildCommand) -> anyhow::Result<ExitCode> {
+pub fn build(loc: &Location, cmd: BuildCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BuildCommand::List { job, json } => {
-            let conn = open_existing(data_dir)?;
-            let Some(rows) = builds::job_builds(&conn, &job, None)? else {
+            let mut conn = loc.open_existing()?;
+            let Some(rows) = builds::job_builds(conn.as_mut(), &job, None)? else {
                 bail!("there is no job {:?}", job.as_str());
             };
             if json {
@@ -140,12 +139,12 @@ pub fn build(data_dir: &Path, cmd: BuildCommand) -> anyhow::Result<ExitCode> {
             }
         }
         BuildCommand::Remove { uuid } => {
-            let mut conn = open_existing(data_dir)?;
-            let store = open_store(data_dir)?;
-            let Some((job, shas)) = builds::remove(&mut conn, &uuid)? else {
+            let mut conn = loc.open_existing()?;
+            let store = loc.open_store()?;
+            let Some((job, shas)) = builds::remove(conn.as_mut(), &uuid)? else {
                 bail!("there is no build {uuid}");
             };
-            let freed = gc::collect(&mut conn, &store, Duration::ZERO, Some(&shas), false)?;
+            let freed = gc::collect(conn.as_mut(), store.as_ref(), Duration::ZERO, Some(&shas), false)?;
             eprintln!(
                 "removed build {uuid} of job {:?}: {} files ({}) no other build used",
                 job.as_str(),
@@ -157,7 +156,7 @@ pub fn build(data_dir: &Path, cmd: BuildCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn vacuum(data_dir: &Path, a: VacuumArgs) -> anyhow::Result<ExitCode> {
+pub fn vacuum(loc: &Location, a: VacuumArgs) -> anyhow::Result<ExitCode> {
     if a.keep.is_none() && a.older_than.is_none() {
         bail!("say which builds to vacuum: --keep N, --older-than DURATION, or both");
     }
@@ -178,9 +177,9 @@ pub fn vacuum(data_dir: &Path, a: VacuumArgs) -> anyhow::Result<ExitCode> {
         older_than,
         job: a.job,
     };
-    let mut conn = open_existing(data_dir)?;
-    let store = open_store(data_dir)?;
-    let report = crate::vacuum::run(&mut conn, &store, &policy, a.dry_run)?;
+    let mut conn = loc.open_existing()?;
+    let store = loc.open_store()?;
+    let report = crate::vacuum::run(conn.as_mut(), store.as_ref(), &policy, a.dry_run)?;
     if a.json {
         uk_cli::out(serde_json::to_string(&report)?)?;
     }

@@ -1,31 +1,60 @@
-//! The admin commands (CONTRACT.md §3, §8): users and grants (`users.rs`),
-//! jobs, builds and retention (`jobs.rs`). They work on the data directory
-//! directly, also while `serve` runs (SQLite serialises the writes). Only
-//! the commands that create something may create a data directory; every
-//! other one refuses a directory that holds no repository.
+//! The admin commands (CONTRACT.md §3, §8, §9): users and grants
+//! (`users.rs`), jobs, builds and retention (`jobs.rs`), copying a
+//! repository elsewhere (`migrate.rs`). They work on the repository's
+//! database and store directly, also while `serve` runs (the engines
+//! serialise the writes). Only the commands that create something may
+//! create a repository; every other one refuses a database that holds none.
 
 pub mod jobs;
+pub mod migrate;
 pub mod users;
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::db;
-use crate::store::LocalStore;
+use crate::db::{DbUrl, Sql};
+use crate::store::{ArtifactStore, StoreUrl};
 
-/// The database of an existing repository (never creates one).
-pub(crate) fn open_existing(data_dir: &Path) -> anyhow::Result<rusqlite::Connection> {
-    db::open_existing(data_dir)
+/// Where a repository is: the global `--data-dir`, `--database-url` and
+/// `--store-url`, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub data_dir: PathBuf,
+    pub database: DbUrl,
+    pub store: StoreUrl,
 }
 
-/// The database, creating the data directory and the repository if needed.
-pub(crate) fn open_or_create(data_dir: &Path) -> anyhow::Result<rusqlite::Connection> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {:?}", data_dir.display()))?;
-    db::open(&db::db_path(data_dir))
-}
+impl Location {
+    pub fn new(data_dir: PathBuf, database: Option<DbUrl>, store: Option<StoreUrl>) -> Location {
+        Location {
+            database: database.unwrap_or_else(|| DbUrl::in_data_dir(&data_dir)),
+            store: store.unwrap_or_else(|| StoreUrl::in_data_dir(&data_dir)),
+            data_dir,
+        }
+    }
 
-/// The store of an existing repository.
-pub(crate) fn open_store(data_dir: &Path) -> anyhow::Result<LocalStore> {
-    LocalStore::open(data_dir).with_context(|| format!("opening the store in {:?}", data_dir.display()))
+    /// The database of an existing repository (never creates one).
+    pub fn open_existing(&self) -> anyhow::Result<Box<dyn Sql>> {
+        if self.database == DbUrl::in_data_dir(&self.data_dir) {
+            crate::datadir::require_existing(&self.data_dir)?;
+        }
+        self.database.open_existing()
+    }
+
+    /// The database, creating the data directory and the repository if needed.
+    pub fn open_or_create(&self) -> anyhow::Result<Box<dyn Sql>> {
+        if let DbUrl::Sqlite(path) = &self.database
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {:?}", dir.display()))?;
+        }
+        self.database.open()
+    }
+
+    /// The store of an existing repository.
+    pub fn open_store(&self) -> anyhow::Result<Arc<dyn ArtifactStore>> {
+        self.store.open(&self.data_dir.join("staging"))
+    }
 }

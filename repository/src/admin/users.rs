@@ -3,14 +3,13 @@
 //! (on a terminal: asked twice, not echoed), never from argv.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use uk_names::JobName;
 
-use super::{open_existing, open_or_create};
+use super::Location;
 use crate::auth::password;
 use crate::db::users::{self, Rights};
 
@@ -90,7 +89,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn user(data_dir: &Path, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+pub fn user(loc: &Location, cmd: UserCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         UserCommand::Add {
             name,
@@ -99,9 +98,9 @@ pub fn user(data_dir: &Path, cmd: UserCommand) -> anyhow::Result<ExitCode> {
         } => {
             check_name(&name)?;
             let hash = password::hash(&read_password()?)?;
-            let conn = open_or_create(data_dir)?;
+            let mut conn = loc.open_or_create()?;
             users::add(
-                &conn,
+                conn.as_mut(),
                 &name,
                 &hash,
                 Rights {
@@ -124,16 +123,16 @@ pub fn user(data_dir: &Path, cmd: UserCommand) -> anyhow::Result<ExitCode> {
             eprintln!("added user {name:?}{rights}");
         }
         UserCommand::Passwd { name } => {
-            let conn = open_existing(data_dir)?;
-            if users::find(&conn, &name)?.is_none() {
+            let mut conn = loc.open_existing()?;
+            if users::find(conn.as_mut(), &name)?.is_none() {
                 bail!("no user {name:?}");
             }
             let hash = password::hash(&read_password()?)?;
-            users::set_password(&conn, &name, &hash)?;
+            users::set_password(conn.as_mut(), &name, &hash)?;
             eprintln!("changed the password of {name:?}");
         }
         UserCommand::List { json } => {
-            let list = users::list(&open_existing(data_dir)?)?;
+            let list = users::list(loc.open_existing()?.as_mut())?;
             if json {
                 uk_cli::out(serde_json::to_string(&list)?)?;
             } else {
@@ -155,26 +154,26 @@ pub fn user(data_dir: &Path, cmd: UserCommand) -> anyhow::Result<ExitCode> {
             }
         }
         UserCommand::Remove { name } => {
-            users::remove(&open_existing(data_dir)?, &name)?;
+            users::remove(loc.open_existing()?.as_mut(), &name)?;
             eprintln!("removed user {name:?}");
         }
         UserCommand::Disable { name } => {
-            users::set_disabled(&open_existing(data_dir)?, &name, true)?;
+            users::set_disabled(loc.open_existing()?.as_mut(), &name, true)?;
             eprintln!("disabled user {name:?}");
         }
         UserCommand::Enable { name } => {
-            users::set_disabled(&open_existing(data_dir)?, &name, false)?;
+            users::set_disabled(loc.open_existing()?.as_mut(), &name, false)?;
             eprintln!("enabled user {name:?}");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn access(data_dir: &Path, cmd: AccessCommand) -> anyhow::Result<ExitCode> {
-    let mut conn = open_existing(data_dir)?;
+pub fn access(loc: &Location, cmd: AccessCommand) -> anyhow::Result<ExitCode> {
+    let mut conn = loc.open_existing()?;
     match cmd {
         AccessCommand::Add { user, job, report_only } => {
-            users::grant(&mut conn, &user, &job, report_only)?;
+            users::grant(conn.as_mut(), &user, &job, report_only)?;
             let what = if report_only {
                 "may send deployment reports for"
             } else {
@@ -183,7 +182,7 @@ pub fn access(data_dir: &Path, cmd: AccessCommand) -> anyhow::Result<ExitCode> {
             eprintln!("user {user:?} {what} job {:?}", job.as_str());
         }
         AccessCommand::Remove { user, job } => {
-            users::revoke(&conn, &user, &job)?;
+            users::revoke(conn.as_mut(), &user, &job)?;
             eprintln!("user {user:?} may no longer upload to job {:?}", job.as_str());
         }
     }

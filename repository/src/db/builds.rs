@@ -1,12 +1,15 @@
 //! Queries on jobs, builds and artifacts. "Latest" is the build with the
 //! highest id that has a main binary: ids are assigned inside the write
-//! transaction, and SQLite serialises writers, so id order is commit order.
+//! transaction, and both engines serialise writers (`sql.rs`), so id order
+//! is commit order.
 
 use anyhow::Context;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use uk_digest::Sha256;
 use uk_names::{ArtifactPath, BuildId, JobName, PlatformName};
 use uk_wire::{BuildJson, FileJson, MainBinaryJson};
+
+use super::sql::{Row, Sql, query_opt, write_tx};
+use crate::params;
 
 /// A committed build as stored.
 #[derive(Debug, Clone)]
@@ -84,129 +87,111 @@ pub enum Inserted {
 
 const BUILD_COLS: &str = "b.id, b.uuid, j.name, b.platform, b.start_time, b.finish_time, b.main_binary, b.solo5_abi, b.solo5_manifest, b.vacuumed";
 
-fn parse<T: std::str::FromStr>(s: String, what: &str) -> rusqlite::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse().map_err(|e: T::Err| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("bad {what} in database: {e}").into(),
-        )
-    })
-}
-
 fn json_col(s: Option<String>) -> Option<serde_json::Value> {
     s.and_then(|s| serde_json::from_str(&s).ok())
 }
 
-fn build_from_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
+fn build_from_row(r: &Row) -> anyhow::Result<BuildRow> {
     Ok(BuildRow {
-        id: r.get(0)?,
-        uuid: parse(r.get(1)?, "uuid")?,
-        job: parse(r.get(2)?, "job")?,
-        platform: parse(r.get(3)?, "platform")?,
-        start_time: r.get(4)?,
-        finish_time: r.get(5)?,
-        main_binary: r
-            .get::<_, Option<String>>(6)?
-            .map(|s| parse(s, "filepath"))
-            .transpose()?,
-        solo5_abi: json_col(r.get(7)?),
-        solo5_manifest: json_col(r.get(8)?),
-        vacuumed: r.get(9)?,
+        id: r.int(0)?,
+        uuid: r.parse(1, "uuid")?,
+        job: r.parse(2, "job")?,
+        platform: r.parse(3, "platform")?,
+        start_time: r.text(4)?,
+        finish_time: r.text(5)?,
+        main_binary: match r.opt_text(6)? {
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|e| anyhow::anyhow!("bad filepath {s:?} in the database: {e}"))?,
+            ),
+            None => None,
+        },
+        solo5_abi: json_col(r.opt_text(7)?),
+        solo5_manifest: json_col(r.opt_text(8)?),
+        vacuumed: r.opt_text(9)?,
         artifacts: Vec::new(),
     })
 }
 
-fn artifacts_of(conn: &Connection, build_id: i64) -> anyhow::Result<Vec<FileJson>> {
-    let mut st =
-        conn.prepare_cached("SELECT filepath, sha256, size FROM artifacts WHERE build_id = ?1 ORDER BY filepath")?;
-    let rows = st.query_map([build_id], |r| {
+fn artifacts_of(c: &mut dyn Sql, build_id: i64) -> anyhow::Result<Vec<FileJson>> {
+    c.query(
+        "SELECT filepath, sha256, size FROM artifacts WHERE build_id = ?1 ORDER BY filepath",
+        params![build_id],
+    )?
+    .iter()
+    .map(|r| {
         Ok(FileJson {
-            filepath: parse(r.get(0)?, "filepath")?,
-            sha256: parse(r.get(1)?, "sha256")?,
-            size: r.get::<_, i64>(2)? as u64,
+            filepath: r.parse(0, "filepath")?,
+            sha256: r.parse(1, "sha256")?,
+            size: r.int(2)? as u64,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    })
+    .collect()
 }
 
-fn with_artifacts(conn: &Connection, row: Option<BuildRow>) -> anyhow::Result<Option<BuildRow>> {
+fn with_artifacts(c: &mut dyn Sql, row: Option<Row>) -> anyhow::Result<Option<BuildRow>> {
     match row {
-        Some(mut b) => {
-            b.artifacts = artifacts_of(conn, b.id)?;
+        Some(r) => {
+            let mut b = build_from_row(&r)?;
+            b.artifacts = artifacts_of(c, b.id)?;
             Ok(Some(b))
         }
         None => Ok(None),
     }
 }
 
-pub fn job_exists(conn: &Connection, job: &JobName) -> anyhow::Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM jobs WHERE name = ?1")?
-        .query_row([job.as_str()], |_| Ok(()))
-        .optional()?
-        .is_some())
+pub fn job_exists(c: &mut dyn Sql, job: &JobName) -> anyhow::Result<bool> {
+    Ok(query_opt(c, "SELECT 1 FROM jobs WHERE name = ?1", params![job.as_str()])?.is_some())
 }
 
 /// The latest build of a job with a main binary (and its files: vacuum
 /// never drops a latest build's, but `build remove` can make an older one
 /// the latest), optionally of one platform.
-pub fn latest(conn: &Connection, job: &JobName, platform: Option<&PlatformName>) -> anyhow::Result<Option<BuildRow>> {
+pub fn latest(c: &mut dyn Sql, job: &JobName, platform: Option<&PlatformName>) -> anyhow::Result<Option<BuildRow>> {
     let sql = format!(
         "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id
-         WHERE j.name = ?1 AND b.main_binary IS NOT NULL AND b.vacuumed IS NULL AND (?2 IS NULL OR b.platform = ?2)
+         WHERE j.name = ?1 AND b.main_binary IS NOT NULL AND b.vacuumed IS NULL AND (CAST(?2 AS TEXT) IS NULL OR b.platform = ?2)
          ORDER BY b.id DESC LIMIT 1"
     );
-    let row = conn
-        .prepare_cached(&sql)?
-        .query_row(params![job.as_str(), platform.map(|p| p.as_str())], build_from_row)
-        .optional()?;
-    with_artifacts(conn, row)
+    let row = query_opt(c, &sql, params![job.as_str(), platform.map(|p| p.as_str())])?;
+    with_artifacts(c, row)
 }
 
 /// One build of a job.
-pub fn build(conn: &Connection, job: &JobName, uuid: &BuildId) -> anyhow::Result<Option<BuildRow>> {
+pub fn build(c: &mut dyn Sql, job: &JobName, uuid: &BuildId) -> anyhow::Result<Option<BuildRow>> {
     let sql =
         format!("SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id WHERE j.name = ?1 AND b.uuid = ?2");
-    let row = conn
-        .prepare_cached(&sql)?
-        .query_row(params![job.as_str(), uuid.to_string()], build_from_row)
-        .optional()?;
-    with_artifacts(conn, row)
+    let row = query_opt(c, &sql, params![job.as_str(), &uuid.to_string()])?;
+    with_artifacts(c, row)
 }
 
 /// All builds of a job, newest first; `None` when the job does not exist.
 pub fn job_builds(
-    conn: &Connection,
+    c: &mut dyn Sql,
     job: &JobName,
     platform: Option<&PlatformName>,
 ) -> anyhow::Result<Option<Vec<BuildRow>>> {
-    if !job_exists(conn, job)? {
+    if !job_exists(c, job)? {
         return Ok(None);
     }
     let sql = format!(
         "SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id
-         WHERE j.name = ?1 AND (?2 IS NULL OR b.platform = ?2) ORDER BY b.id DESC"
+         WHERE j.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR b.platform = ?2) ORDER BY b.id DESC"
     );
-    let mut st = conn.prepare_cached(&sql)?;
-    let rows: Vec<BuildRow> = st
-        .query_map(params![job.as_str(), platform.map(|p| p.as_str())], build_from_row)?
-        .collect::<Result<_, _>>()?;
+    let rows = c.query(&sql, params![job.as_str(), platform.map(|p| p.as_str())])?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        out.extend(with_artifacts(conn, Some(r))?);
+        out.extend(with_artifacts(c, Some(r))?);
     }
     Ok(Some(out))
 }
 
 /// Every job with its synopsis, by name.
-pub fn jobs(conn: &Connection) -> anyhow::Result<Vec<(JobName, Option<String>)>> {
-    let mut st = conn.prepare_cached("SELECT name, synopsis FROM jobs ORDER BY name")?;
-    let rows = st.query_map([], |r| Ok((parse(r.get(0)?, "job")?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn jobs(c: &mut dyn Sql) -> anyhow::Result<Vec<(JobName, Option<String>)>> {
+    c.query("SELECT name, synopsis FROM jobs ORDER BY name", &[])?
+        .iter()
+        .map(|r| Ok((r.parse(0, "job")?, r.opt_text(1)?)))
+        .collect()
 }
 
 /// One stored file of a build, as a download needs it.
@@ -220,37 +205,38 @@ pub struct StoredFile {
 
 /// Digest and size of one artifact of a build.
 pub fn artifact(
-    conn: &Connection,
+    c: &mut dyn Sql,
     job: &JobName,
     uuid: &BuildId,
     path: &ArtifactPath,
 ) -> anyhow::Result<Option<StoredFile>> {
-    conn.prepare_cached(
+    let row = query_opt(
+        c,
         "SELECT a.sha256, a.size, b.vacuumed IS NOT NULL FROM artifacts a JOIN builds b ON b.id = a.build_id JOIN jobs j ON j.id = b.job_id
          WHERE j.name = ?1 AND b.uuid = ?2 AND a.filepath = ?3",
-    )?
-    .query_row(params![job.as_str(), uuid.to_string(), path.as_str()], |r| {
+        params![job.as_str(), &uuid.to_string(), path.as_str()],
+    )
+    .context("looking up an artifact")?;
+    row.map(|r| {
         Ok(StoredFile {
-            sha256: parse(r.get(0)?, "sha256")?,
-            size: r.get::<_, i64>(1)? as u64,
-            vacuumed: r.get(2)?,
+            sha256: r.parse(0, "sha256")?,
+            size: r.int(1)? as u64,
+            vacuumed: r.bool(2)?,
         })
     })
-    .optional()
-    .context("looking up an artifact")
+    .transpose()
 }
 
 /// The newest build holding an artifact with this digest.
-pub fn build_by_hash(conn: &Connection, sha: &Sha256) -> anyhow::Result<Option<(JobName, BuildId)>> {
-    conn.prepare_cached(
+pub fn build_by_hash(c: &mut dyn Sql, sha: &Sha256) -> anyhow::Result<Option<(JobName, BuildId)>> {
+    let row = query_opt(
+        c,
         "SELECT j.name, b.uuid FROM artifacts a JOIN builds b ON b.id = a.build_id JOIN jobs j ON j.id = b.job_id
          WHERE a.sha256 = ?1 ORDER BY b.id DESC LIMIT 1",
-    )?
-    .query_row([sha.to_hex()], |r| {
-        Ok((parse(r.get(0)?, "job")?, parse(r.get(1)?, "uuid")?))
-    })
-    .optional()
-    .context("looking up a digest")
+        params![&sha.to_hex()],
+    )
+    .context("looking up a digest")?;
+    row.map(|r| Ok((r.parse(0, "job")?, r.parse(1, "uuid")?))).transpose()
 }
 
 /// Commits a build in one transaction, unless it repeats the job's latest
@@ -259,87 +245,99 @@ pub fn build_by_hash(conn: &Connection, sha: &Sha256) -> anyhow::Result<Option<(
 /// the store: a blob collector (`vacuum` in another process) deletes only
 /// under the same lock, so a build never commits with a missing file.
 pub fn insert_build(
-    conn: &mut Connection,
+    c: &mut dyn Sql,
     nb: NewBuild,
     finish_time: String,
     stored: &dyn Fn(&Sha256) -> std::io::Result<bool>,
 ) -> anyhow::Result<Inserted> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if let Some(main) = &nb.main_binary {
-        let new_sha = nb.artifacts.iter().find(|a| &a.filepath == main).map(|a| a.sha256);
-        if let Some(prev) = latest(&tx, &nb.job, None)? {
-            let same = prev.platform == nb.platform
-                && prev.main_binary.as_ref() == Some(main)
-                && prev.main_file().map(|f| f.sha256) == new_sha;
-            if same {
-                return Ok(Inserted::Existing(prev));
+    write_tx(c, |tx| {
+        if let Some(main) = &nb.main_binary {
+            let new_sha = nb.artifacts.iter().find(|a| &a.filepath == main).map(|a| a.sha256);
+            if let Some(prev) = latest(tx, &nb.job, None)? {
+                let same = prev.platform == nb.platform
+                    && prev.main_binary.as_ref() == Some(main)
+                    && prev.main_file().map(|f| f.sha256) == new_sha;
+                if same {
+                    return Ok(Inserted::Existing(prev));
+                }
             }
         }
-    }
-    for a in &nb.artifacts {
-        if !stored(&a.sha256).context("checking the store")? {
-            anyhow::bail!(
-                "artifact {} ({}) disappeared from the store before the commit (a concurrent vacuum?)",
-                a.filepath,
-                a.sha256
-            );
+        for a in &nb.artifacts {
+            if !stored(&a.sha256).context("checking the store")? {
+                anyhow::bail!(
+                    "artifact {} ({}) disappeared from the store before the commit (a concurrent vacuum?)",
+                    a.filepath,
+                    a.sha256
+                );
+            }
         }
-    }
-    tx.execute("INSERT OR IGNORE INTO jobs (name) VALUES (?1)", [nb.job.as_str()])?;
-    let job_id: i64 = tx.query_row("SELECT id FROM jobs WHERE name = ?1", [nb.job.as_str()], |r| r.get(0))?;
-    let main_sha = nb
-        .main_binary
-        .as_ref()
-        .and_then(|m| nb.artifacts.iter().find(|a| &a.filepath == m))
-        .map(|a| a.sha256.to_hex());
-    tx.execute(
-        "INSERT INTO builds (uuid, job_id, platform, start_time, finish_time, main_binary, main_sha256, solo5_abi, solo5_manifest, uploader)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            nb.uuid.to_string(),
-            job_id,
-            nb.platform.as_str(),
-            nb.start_time,
-            finish_time,
-            nb.main_binary.as_ref().map(|m| m.as_str()),
-            main_sha,
+        tx.execute(
+            "INSERT INTO jobs (name) VALUES (?1) ON CONFLICT DO NOTHING",
+            params![nb.job.as_str()],
+        )?;
+        let job_id = query_opt(tx, "SELECT id FROM jobs WHERE name = ?1", params![nb.job.as_str()])?
+            .context("the job just inserted")?
+            .int(0)?;
+        let main_sha = nb
+            .main_binary
+            .as_ref()
+            .and_then(|m| nb.artifacts.iter().find(|a| &a.filepath == m))
+            .map(|a| a.sha256.to_hex());
+        let (abi, manifest) = (
             nb.solo5_abi.as_ref().map(|v| v.to_string()),
             nb.solo5_manifest.as_ref().map(|v| v.to_string()),
-            nb.uploader,
-        ],
-    )?;
-    let build_id = tx.last_insert_rowid();
-    for a in &nb.artifacts {
-        tx.execute(
-            "INSERT INTO artifacts (build_id, filepath, sha256, size) VALUES (?1, ?2, ?3, ?4)",
-            params![build_id, a.filepath.as_str(), a.sha256.to_hex(), a.size as i64],
-        )?;
-    }
-    let row = build(&tx, &nb.job, &nb.uuid)?.context("reading back the new build")?;
-    tx.commit().context("committing the build")?;
-    Ok(Inserted::Created(row))
+        );
+        let build_id = query_opt(
+            tx,
+            "INSERT INTO builds (uuid, job_id, platform, start_time, finish_time, main_binary, main_sha256, solo5_abi, solo5_manifest, uploader)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+            params![
+                &nb.uuid.to_string(),
+                job_id,
+                nb.platform.as_str(),
+                &nb.start_time,
+                &finish_time,
+                nb.main_binary.as_ref().map(|m| m.as_str()),
+                main_sha.as_ref(),
+                abi.as_ref(),
+                manifest.as_ref(),
+                &nb.uploader,
+            ],
+        )?
+        .context("the build just inserted")?
+        .int(0)?;
+        for a in &nb.artifacts {
+            tx.execute(
+                "INSERT INTO artifacts (build_id, filepath, sha256, size) VALUES (?1, ?2, ?3, ?4)",
+                params![build_id, a.filepath.as_str(), &a.sha256.to_hex(), a.size as i64],
+            )?;
+        }
+        let row = build(tx, &nb.job, &nb.uuid)?.context("reading back the new build")?;
+        tx.notify(nb.job.as_str())?;
+        Ok(Inserted::Created(row))
+    })
 }
 
 /// Removes one build (any job) with its artifacts and reports; returns its
 /// job and the digests it held, or `None` if there is no such build.
-pub fn remove(conn: &mut Connection, uuid: &BuildId) -> anyhow::Result<Option<(JobName, Vec<Sha256>)>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found: Option<(i64, String)> = tx
-        .query_row(
+pub fn remove(c: &mut dyn Sql, uuid: &BuildId) -> anyhow::Result<Option<(JobName, Vec<Sha256>)>> {
+    write_tx(c, |tx| {
+        let found = query_opt(
+            tx,
             "SELECT b.id, j.name FROM builds b JOIN jobs j ON j.id = b.job_id WHERE b.uuid = ?1",
-            [uuid.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((id, job)) = found else {
-        return Ok(None);
-    };
-    let shas = super::jobs::digests_of(&tx, "SELECT DISTINCT sha256 FROM artifacts WHERE build_id = ?1", id)?;
-    tx.execute("DELETE FROM deployments WHERE build_id = ?1", [id])?;
-    tx.execute("DELETE FROM artifacts WHERE build_id = ?1", [id])?;
-    tx.execute("DELETE FROM builds WHERE id = ?1", [id])?;
-    tx.commit()?;
-    Ok(Some((parse(job, "job")?, shas)))
+            params![&uuid.to_string()],
+        )?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let (id, job): (i64, JobName) = (found.int(0)?, found.parse(1, "job")?);
+        let shas = super::jobs::digests_of(tx, "SELECT DISTINCT sha256 FROM artifacts WHERE build_id = ?1", id)?;
+        tx.execute("DELETE FROM deployments WHERE build_id = ?1", params![id])?;
+        tx.execute("DELETE FROM artifacts WHERE build_id = ?1", params![id])?;
+        tx.execute("DELETE FROM builds WHERE id = ?1", params![id])?;
+        tx.notify(job.as_str())?;
+        Ok(Some((job, shas)))
+    })
 }
 
 /// Which builds `vacuum` drops the files of (CONTRACT.md §8).
@@ -363,35 +361,26 @@ pub struct Vacuumed {
 
 /// Marks the builds the policy selects as vacuumed (never the latest build
 /// with a main binary of a job and platform, never one already vacuumed)
-/// and returns them with the digests they held.
+/// and returns them with the digests they held. Runs in the caller's
+/// write transaction.
 pub fn mark_vacuumed(
-    tx: &Connection,
+    tx: &mut dyn Sql,
     policy: &VacuumPolicy,
     now: &str,
 ) -> anyhow::Result<(Vec<Vacuumed>, Vec<Sha256>)> {
     // Rank builds with files per job and platform, newest first.
-    let mut st = tx.prepare(
+    let rows = tx.query(
         "SELECT b.id, j.name, b.uuid, b.platform, b.finish_time,
                 ROW_NUMBER() OVER (PARTITION BY b.job_id, b.platform ORDER BY b.id DESC) AS rank,
                 b.id = (SELECT MAX(b2.id) FROM builds b2 WHERE b2.job_id = b.job_id AND b2.platform = b.platform
                         AND b2.main_binary IS NOT NULL AND b2.vacuumed IS NULL) AS is_latest
          FROM builds b JOIN jobs j ON j.id = b.job_id
-         WHERE b.vacuumed IS NULL AND (?1 IS NULL OR j.name = ?1)",
+         WHERE b.vacuumed IS NULL AND (CAST(?1 AS TEXT) IS NULL OR j.name = ?1)",
+        params![policy.job.as_ref().map(|j| j.as_str())],
     )?;
-    let rows = st.query_map(params![policy.job.as_ref().map(|j| j.as_str())], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, i64>(5)?,
-            r.get::<_, bool>(6)?,
-        ))
-    })?;
     let mut chosen = Vec::new();
     for r in rows {
-        let (id, job, uuid, platform, finish_time, rank, is_latest) = r?;
+        let (id, finish_time, rank, is_latest) = (r.int(0)?, r.text(4)?, r.int(5)?, r.bool(6)?);
         let beyond_keep = policy.keep.is_none_or(|k| rank > i64::from(k));
         let old_enough = policy.older_than.as_deref().is_none_or(|t| finish_time.as_str() < t);
         if is_latest || !beyond_keep || !old_enough {
@@ -400,14 +389,13 @@ pub fn mark_vacuumed(
         chosen.push((
             id,
             Vacuumed {
-                job: parse(job, "job")?,
-                uuid: parse(uuid, "uuid")?,
-                platform: parse(platform, "platform")?,
+                job: r.parse(1, "job")?,
+                uuid: r.parse(2, "uuid")?,
+                platform: r.parse(3, "platform")?,
                 finish_time,
             },
         ));
     }
-    drop(st);
     let mut shas = Vec::new();
     for (id, _) in &chosen {
         shas.extend(super::jobs::digests_of(
@@ -415,31 +403,28 @@ pub fn mark_vacuumed(
             "SELECT sha256 FROM artifacts WHERE build_id = ?1",
             *id,
         )?);
-        tx.execute("UPDATE builds SET vacuumed = ?2 WHERE id = ?1", params![id, now])?;
+        tx.execute("UPDATE builds SET vacuumed = ?2 WHERE id = ?1", params![*id, now])?;
     }
     Ok((chosen.into_iter().map(|(_, v)| v).collect(), shas))
 }
 
 /// One build by its id alone, whatever its job (`/compare` names builds so).
-pub fn build_by_uuid(conn: &Connection, uuid: &BuildId) -> anyhow::Result<Option<BuildRow>> {
+pub fn build_by_uuid(c: &mut dyn Sql, uuid: &BuildId) -> anyhow::Result<Option<BuildRow>> {
     let sql = format!("SELECT {BUILD_COLS} FROM builds b JOIN jobs j ON j.id = b.job_id WHERE b.uuid = ?1");
-    let row = conn
-        .prepare_cached(&sql)?
-        .query_row([uuid.to_string()], build_from_row)
-        .optional()?;
-    with_artifacts(conn, row)
+    let row = query_opt(c, &sql, params![&uuid.to_string()])?;
+    with_artifacts(c, row)
 }
 
 /// The build of the same job and platform committed just before `b` (the
 /// build page's "compare with the previous build").
-pub fn previous(conn: &Connection, b: &BuildRow) -> anyhow::Result<Option<BuildId>> {
-    conn.prepare_cached(
+pub fn previous(c: &mut dyn Sql, b: &BuildRow) -> anyhow::Result<Option<BuildId>> {
+    query_opt(
+        c,
         "SELECT b.uuid FROM builds b JOIN jobs j ON j.id = b.job_id
          WHERE j.name = ?1 AND b.platform = ?2 AND b.id < ?3 ORDER BY b.id DESC LIMIT 1",
-    )?
-    .query_row(params![b.job.as_str(), b.platform.as_str(), b.id], |r| {
-        parse(r.get(0)?, "uuid")
-    })
-    .optional()
-    .context("looking up the previous build")
+        params![b.job.as_str(), b.platform.as_str(), b.id],
+    )
+    .context("looking up the previous build")?
+    .map(|r| r.parse(0, "uuid"))
+    .transpose()
 }

@@ -4,9 +4,11 @@
 //! the blobs no other build uses (`gc.rs`).
 
 use anyhow::{Context, bail};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use uk_digest::Sha256;
 use uk_names::JobName;
+
+use super::sql::{Sql, query_opt, write_tx};
+use crate::params;
 
 /// A job as `job list` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -21,89 +23,80 @@ pub struct JobSummary {
 }
 
 /// Creates a job; an error if it exists.
-pub fn add(conn: &Connection, name: &JobName) -> anyhow::Result<()> {
-    let n = conn.execute("INSERT OR IGNORE INTO jobs (name) VALUES (?1)", [name.as_str()])?;
+pub fn add(c: &mut dyn Sql, name: &JobName) -> anyhow::Result<()> {
+    let n = c.execute(
+        "INSERT INTO jobs (name) VALUES (?1) ON CONFLICT DO NOTHING",
+        params![name.as_str()],
+    )?;
     if n == 0 {
         bail!("job {:?} already exists", name.as_str());
     }
+    c.notify(name.as_str())?;
     Ok(())
 }
 
-pub fn list(conn: &Connection) -> anyhow::Result<Vec<JobSummary>> {
-    let mut st = conn.prepare(
+pub fn list(c: &mut dyn Sql) -> anyhow::Result<Vec<JobSummary>> {
+    let rows = c.query(
         "SELECT j.name, COALESCE(j.synopsis, ''),
                 (SELECT COUNT(*) FROM builds b WHERE b.job_id = j.id),
                 (SELECT COUNT(*) FROM builds b WHERE b.job_id = j.id AND b.vacuumed IS NOT NULL),
                 (SELECT b.uuid FROM builds b WHERE b.job_id = j.id AND b.main_binary IS NOT NULL AND b.vacuumed IS NULL ORDER BY b.id DESC LIMIT 1),
                 (SELECT b.finish_time FROM builds b WHERE b.job_id = j.id AND b.main_binary IS NOT NULL AND b.vacuumed IS NULL ORDER BY b.id DESC LIMIT 1)
          FROM jobs j ORDER BY j.name",
+        &[],
     )?;
-    let rows = st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, Option<String>>(5)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (name, synopsis, builds, vacuumed, latest, latest_finish_time) = r?;
-        out.push(JobSummary {
-            name: name.parse().context("a job name in the database")?,
-            synopsis,
-            builds: builds as u64,
-            vacuumed: vacuumed as u64,
-            latest,
-            latest_finish_time,
-        });
-    }
-    Ok(out)
+    rows.iter()
+        .map(|r| {
+            Ok(JobSummary {
+                name: r.parse(0, "job name")?,
+                synopsis: r.text(1)?,
+                builds: r.int(2)? as u64,
+                vacuumed: r.int(3)? as u64,
+                latest: r.opt_text(4)?,
+                latest_finish_time: r.opt_text(5)?,
+            })
+        })
+        .collect()
 }
 
 /// Removes a job, its builds, their artifacts, reports and grants; returns
 /// how many builds went and the digests they held.
-pub fn remove(conn: &mut Connection, name: &JobName) -> anyhow::Result<(u64, Vec<Sha256>)> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let id: i64 = tx
-        .query_row("SELECT id FROM jobs WHERE name = ?1", [name.as_str()], |r| r.get(0))
-        .optional()?
-        .with_context(|| format!("there is no job {:?}", name.as_str()))?;
-    let shas = digests_of(
-        &tx,
-        "SELECT DISTINCT a.sha256 FROM artifacts a JOIN builds b ON b.id = a.build_id WHERE b.job_id = ?1",
-        id,
-    )?;
-    tx.execute(
-        "DELETE FROM deployments WHERE build_id IN (SELECT id FROM builds WHERE job_id = ?1)",
-        [id],
-    )?;
-    tx.execute(
-        "DELETE FROM artifacts WHERE build_id IN (SELECT id FROM builds WHERE job_id = ?1)",
-        [id],
-    )?;
-    let builds = tx.execute("DELETE FROM builds WHERE job_id = ?1", [id])?;
-    tx.execute("DELETE FROM access WHERE job = ?1", [name.as_str()])?;
-    tx.execute("DELETE FROM jobs WHERE id = ?1", [id])?;
-    tx.commit()?;
-    Ok((builds as u64, shas))
+pub fn remove(c: &mut dyn Sql, name: &JobName) -> anyhow::Result<(u64, Vec<Sha256>)> {
+    write_tx(c, |tx| {
+        let id = query_opt(tx, "SELECT id FROM jobs WHERE name = ?1", params![name.as_str()])?
+            .with_context(|| format!("there is no job {:?}", name.as_str()))?
+            .int(0)?;
+        let shas = digests_of(
+            tx,
+            "SELECT DISTINCT a.sha256 FROM artifacts a JOIN builds b ON b.id = a.build_id WHERE b.job_id = ?1",
+            id,
+        )?;
+        tx.execute(
+            "DELETE FROM deployments WHERE build_id IN (SELECT id FROM builds WHERE job_id = ?1)",
+            params![id],
+        )?;
+        tx.execute(
+            "DELETE FROM artifacts WHERE build_id IN (SELECT id FROM builds WHERE job_id = ?1)",
+            params![id],
+        )?;
+        let builds = tx.execute("DELETE FROM builds WHERE job_id = ?1", params![id])?;
+        tx.execute("DELETE FROM access WHERE job = ?1", params![name.as_str()])?;
+        tx.execute("DELETE FROM jobs WHERE id = ?1", params![id])?;
+        tx.notify(&format!("-{name}"))?;
+        Ok((builds, shas))
+    })
 }
 
-pub(crate) fn digests_of(conn: &Connection, sql: &str, id: i64) -> anyhow::Result<Vec<Sha256>> {
-    let mut st = conn.prepare(sql)?;
-    let rows = st.query_map(params![id], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?.parse().context("a digest in the database")?);
-    }
-    Ok(out)
+pub(crate) fn digests_of(c: &mut dyn Sql, sql: &str, id: i64) -> anyhow::Result<Vec<Sha256>> {
+    c.query(sql, params![id])?
+        .iter()
+        .map(|r| r.parse(0, "digest"))
+        .collect()
 }
 
 /// Sets a job's one-line description (from an upload's `synopsis`).
-pub fn set_synopsis(conn: &Connection, job: &JobName, text: &str) -> anyhow::Result<()> {
-    conn.execute(
+pub fn set_synopsis(c: &mut dyn Sql, job: &JobName, text: &str) -> anyhow::Result<()> {
+    c.execute(
         "UPDATE jobs SET synopsis = ?2 WHERE name = ?1",
         params![job.as_str(), text],
     )?;

@@ -1,24 +1,31 @@
-//! The repository's SQLite database (WAL): schema, connection handling, and the
-//! bridge from async handlers to blocking rusqlite calls. Queries live in
-//! `builds.rs` (jobs, builds, artifacts) and `users.rs` (users, access).
+//! The repository's metadata database: SQLite (WAL, the embedded default)
+//! or PostgreSQL (shared by replicas), chosen by `--database-url`; the
+//! schema of each engine as numbered migrations; connection handling, and
+//! the bridge from async handlers to blocking queries. Queries are written
+//! once over [`Sql`] (`sql.rs`) and live in `builds.rs` (jobs, builds,
+//! artifacts), `users.rs` (users, access), `jobs.rs` and `deployments.rs`.
 //!
-//! Writers are serialised by SQLite itself (`BEGIN IMMEDIATE` + busy timeout),
-//! so the admin commands can change users while the server runs.
+//! Writers are serialised by the engine itself (see `sql.rs`), so the
+//! admin commands can change users while the server runs.
 
 pub mod builds;
 pub mod deployments;
 pub mod jobs;
+pub mod postgres;
+pub mod sql;
 pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use rusqlite::Connection;
 
-/// The schema, one step per release that changed it; `PRAGMA user_version`
-/// records how many have been applied.
+pub use sql::{Engine, Sql};
+
+/// The schema, one step per release that changed it; SQLite's `PRAGMA
+/// user_version` records how many have been applied.
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001-base", include_str!("../../migrations/sqlite/0001-base.sql")),
     (
@@ -27,12 +34,134 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The same steps for PostgreSQL; `schema_migrations` records them.
+const PG_MIGRATIONS: &[(&str, &str)] = &[
+    ("0001-base", include_str!("../../migrations/postgres/0001-base.sql")),
+    (
+        "0002-operations",
+        include_str!("../../migrations/postgres/0002-operations.sql"),
+    ),
+];
+
+/// Where the metadata lives (`--database-url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DbUrl {
+    /// `sqlite://PATH` or `postgres://…` (also `postgresql://…`).
+    pub fn parse(s: &str) -> anyhow::Result<DbUrl> {
+        if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                bail!("the database URL {s:?} names no file (sqlite:///path/to/repo.sqlite)");
+            }
+            return Ok(DbUrl::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            s.parse::<tokio_postgres::Config>()
+                .with_context(|| format!("the database URL {:?}", redact(s)))?;
+            return Ok(DbUrl::Postgres(s.to_owned()));
+        }
+        bail!(
+            "unsupported database URL {:?}: use sqlite://PATH or postgres://…",
+            redact(s)
+        )
+    }
+
+    /// The default: `DATA_DIR/repo.sqlite`.
+    pub fn in_data_dir(data_dir: &Path) -> DbUrl {
+        DbUrl::Sqlite(db_path(data_dir))
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            DbUrl::Sqlite(_) => Engine::Sqlite,
+            DbUrl::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// For messages and logs: without a password.
+    pub fn display(&self) -> String {
+        match self {
+            DbUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DbUrl::Postgres(u) => redact(u),
+        }
+    }
+
+    /// Another connection to a database [`DbUrl::open`] has set up.
+    fn connect(&self) -> anyhow::Result<Box<dyn Sql>> {
+        match self {
+            DbUrl::Sqlite(p) => Ok(Box::new(open(p)?)),
+            DbUrl::Postgres(u) => Ok(Box::new(
+                postgres::PgConn::connect(u).with_context(|| format!("opening database {}", redact(u)))?,
+            )),
+        }
+    }
+
+    /// Opens a connection, creating the database file (SQLite) and applying
+    /// the migrations it has not seen.
+    pub fn open(&self) -> anyhow::Result<Box<dyn Sql>> {
+        match self {
+            DbUrl::Sqlite(p) => Ok(Box::new(open(p)?)),
+            DbUrl::Postgres(u) => {
+                let mut c = postgres::PgConn::connect(u).with_context(|| format!("opening database {}", redact(u)))?;
+                migrate_pg(&mut c)?;
+                Ok(Box::new(c))
+            }
+        }
+    }
+
+    /// Opens the database of an existing repository, never creating one
+    /// (for the admin commands: a mistyped path is an error, not a new
+    /// empty repository).
+    pub fn open_existing(&self) -> anyhow::Result<Box<dyn Sql>> {
+        match self {
+            DbUrl::Sqlite(p) => {
+                if !p.is_file() {
+                    bail!(
+                        "{:?} is not a repository database (no such file); check --data-dir / UKREPO_DATA_DIR or --database-url",
+                        p.display()
+                    );
+                }
+            }
+            DbUrl::Postgres(u) => {
+                let mut c = postgres::PgConn::connect(u).with_context(|| format!("opening database {}", redact(u)))?;
+                let found =
+                    sql::query_one(&mut c, "SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?.bool(0)?;
+                if !found {
+                    bail!(
+                        "the database {} holds no repository (no schema_migrations table); check --database-url",
+                        redact(u)
+                    );
+                }
+            }
+        }
+        self.open()
+    }
+}
+
+/// A PostgreSQL URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            match cred.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// The database file inside a data directory.
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("repo.sqlite")
 }
 
-/// Opens (creating if needed) the database with WAL and the schema.
+/// Opens (creating if needed) an SQLite database with WAL and the schema.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("opening database {:?}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
@@ -74,12 +203,41 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
     }
 }
 
-/// Opens the database of an existing repository, never creating one (for
-/// the admin commands: a mistyped `--data-dir` is an error, not a new
-/// empty repository).
-pub fn open_existing(data_dir: &Path) -> anyhow::Result<Connection> {
-    crate::datadir::require_existing(data_dir)?;
-    open(&db_path(data_dir))
+/// PostgreSQL's migrations, in one transaction under the writers' lock
+/// (replicas starting together apply them once).
+fn migrate_pg(c: &mut postgres::PgConn) -> anyhow::Result<()> {
+    let done = |c: &mut postgres::PgConn| -> anyhow::Result<usize> {
+        if !sql::query_one(c, "SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?.bool(0)? {
+            return Ok(0);
+        }
+        Ok(sql::query_one(c, "SELECT COUNT(*) FROM schema_migrations", &[])?.int(0)? as usize)
+    };
+    if done(c)? >= PG_MIGRATIONS.len() {
+        return Ok(());
+    }
+    c.begin_write()?;
+    let result = (|| -> anyhow::Result<()> {
+        let n = done(c)?;
+        if n == 0 {
+            c.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)")?;
+        }
+        for (i, (name, text)) in PG_MIGRATIONS.iter().enumerate().skip(n) {
+            c.batch(text)
+                .with_context(|| format!("applying database migration {name}"))?;
+            c.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
+                crate::params![(i + 1) as i64, *name],
+            )?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => c.commit().context("committing the migrations"),
+        Err(e) => {
+            let _ = c.rollback();
+            Err(e)
+        }
+    }
 }
 
 /// Shared handle: one writer connection, a small pool of readers.
@@ -89,9 +247,9 @@ pub struct Db {
 }
 
 struct Inner {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    url: DbUrl,
+    writer: Mutex<Option<Box<dyn Sql>>>,
+    readers: Mutex<Vec<Box<dyn Sql>>>,
     /// Bounds concurrent reads, and so the number of reader connections and
     /// blocking threads, however many requests arrive at once.
     read_slots: tokio::sync::Semaphore,
@@ -103,12 +261,13 @@ struct Inner {
 const READ_SLOTS: usize = 8;
 
 impl Db {
-    pub fn open(path: &Path) -> anyhow::Result<Db> {
-        let writer = open(path)?;
+    /// Opens (creating) the database and applies the migrations. Blocks.
+    pub fn open(url: &DbUrl) -> anyhow::Result<Db> {
+        let writer = url.open()?;
         Ok(Db {
             inner: Arc::new(Inner {
-                path: path.to_owned(),
-                writer: Mutex::new(writer),
+                url: url.clone(),
+                writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
                 read_slots: tokio::sync::Semaphore::new(READ_SLOTS),
                 write_slot: tokio::sync::Semaphore::new(1),
@@ -116,11 +275,19 @@ impl Db {
         })
     }
 
+    pub fn url(&self) -> &DbUrl {
+        &self.inner.url
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.inner.url.engine()
+    }
+
     /// Runs `f` on a reader connection on the blocking pool.
     pub async fn read<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> anyhow::Result<T> + Send + 'static,
     {
         let _slot = self
             .inner
@@ -131,11 +298,12 @@ impl Db {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => open(&inner.path)?,
+            let mut conn = match pooled {
+                Some(c) if !c.is_broken() => c,
+                _ => inner.url.connect()?,
             };
-            let out = f(&conn);
+            conn.reset();
+            let out = f(conn.as_mut());
             inner.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
             out
         })
@@ -147,7 +315,7 @@ impl Db {
     pub async fn write<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> anyhow::Result<T> + Send + 'static,
     {
         let _slot = self
             .inner
@@ -156,18 +324,25 @@ impl Db {
             .await
             .context("the database is closed")?;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .context("database task failed")?
+        tokio::task::spawn_blocking(move || Self::with_writer(&inner, f))
+            .await
+            .context("database task failed")?
     }
 
     /// Runs `f` on the writer connection on this thread (start-up, outside
     /// request handling).
-    pub fn write_blocking<T>(&self, f: impl FnOnce(&mut Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut conn)
+    pub fn write_blocking<T>(&self, f: impl FnOnce(&mut dyn Sql) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        Self::with_writer(&self.inner, f)
+    }
+
+    fn with_writer<T>(inner: &Inner, f: impl FnOnce(&mut dyn Sql) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut slot = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(|c| c.is_broken()) {
+            *slot = None;
+            *slot = Some(inner.url.connect()?);
+        }
+        let conn = slot.as_mut().expect("opened above");
+        conn.reset();
+        f(conn.as_mut())
     }
 }

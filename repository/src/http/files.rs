@@ -3,7 +3,9 @@
 //! `If-None-Match` with it, or with builder-web's form (the unquoted base64
 //! of the digest), gives 304; a single `Range` gives 206; full answers carry
 //! `Content-Digest`, all carry `Repr-Digest` (RFC 9530) so a resumed
-//! download can be verified. Files of a vacuumed build answer 410.
+//! download can be verified. Files of a vacuumed build answer 410. With
+//! `serve --store-redirect` (an S3 store) the answer is instead a 307 to a
+//! presigned URL of the object, valid for minutes: the store sends the bytes.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -197,10 +199,26 @@ async fn serve(
             .body(Body::empty())
             .map_err(|e| ApiError::Internal(e.into()));
     }
+    if let Some(ttl) = st.store_redirect
+        && let Some(url) = st
+            .store
+            .presign(sha, ttl)
+            .await
+            .map_err(|e| ApiError::from_io(e, "presigning an artifact's URL"))?
+    {
+        // `--store-redirect`: the store serves the bytes (and the range).
+        return builder
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, hv(&url)?)
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::empty())
+            .map_err(|e| ApiError::Internal(e.into()));
+    }
     let range = requested_range(headers, size)?;
     let body = match st
         .store
-        .get(&sha, range)
+        .get_async(sha, range)
+        .await
         .map_err(|e| ApiError::from_io(e, "opening an artifact"))?
     {
         Some(b) => b,

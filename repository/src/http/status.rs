@@ -12,7 +12,7 @@ use crate::state::AppState;
 pub async fn healthz(State(st): State<AppState>) -> Response {
     let db = st
         .db
-        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+        .read(|c| crate::db::sql::query_one(c, "SELECT 1", &[])?.int(0))
         .await;
     let store = {
         let store = st.store.clone();

@@ -135,5 +135,13 @@ impl Drop for RepoProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the server said.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log of the server at {} ---\n{}",
+                self.url,
+                String::from_utf8_lossy(&self.log())
+            );
+        }
     }
 }

@@ -366,6 +366,7 @@ fn vacuumed_builds_keep_their_json_and_their_files_answer_410() {
         .arg("--data-dir")
         .arg(&data)
         .args(["vacuum", "--keep", "1", "--job", "web"])
+        .envs(ukrepo_tests::backend::env(&data))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -12,7 +12,7 @@ use ukrepo_tests::server::*;
 
 fn admin(data: &Path) -> assert_cmd::Command {
     let mut c = cmd("unikernel-repo");
-    c.arg("--data-dir").arg(data);
+    c.arg("--data-dir").arg(data).envs(ukrepo_tests::backend::env(data));
     c
 }
 

@@ -20,7 +20,8 @@ pub enum Text {
 async fn collect(st: &AppState, sha: &uk_digest::Sha256, range: Option<(u64, u64)>) -> Result<Vec<u8>, ApiError> {
     let Some(body) = st
         .store
-        .get(sha, range)
+        .get_async(*sha, range)
+        .await
         .map_err(|e| ApiError::from_io(e, "opening an artifact"))?
     else {
         return Ok(Vec::new());

@@ -417,13 +417,13 @@ bd = {"median": statistics.median(bare_d) * 1000, "min": min(bare_d) * 1000, "ma
 row(f"swap + restart downtime under solo5-{target} (old gone -> new ready)", od, bd, "ms", bd["median"] / od["median"], None,
     "target: ours <= 50 ms median; reference: bare kill + start of the tender")
 
-# 10. upload -> healthy under the watcher
+# 10. upload -> healthy under the watcher, on 1 host and on 20 hosts at once
 def waiters():
     m = run(f"curl -sf {URL}/metrics")
     return int(re.search(r"ukrepo_waiters (\d+)", m).group(1))
 
 
-def wait_until(what, cond, limit=60):
+def wait_until(what, cond, limit=120):
     deadline = time.monotonic() + limit
     while not cond():
         if time.monotonic() > deadline:
@@ -431,33 +431,55 @@ def wait_until(what, cond, limit=60):
         time.sleep(0.005)
 
 
-wenv = dict(cenv, PATH=f"{BIN}:{os.path.abspath('scripts')}:{os.environ['PATH']}", UKREPO_WATCH_WAIT="60s")
-# Start from a deployed v1 that is also the job's latest build.
-run(f"{BIN}/upload --job web --name web.{target} {images[0]} > /dev/null")
-run([f"{BIN}/deploy-hvt", "deploy", "--config", cfg, images[0]])
-log_path = os.path.join(work, "watch.log")
-watcher = subprocess.Popen(["scripts/watch-deploy.sh", "web", cfg], env=wenv, stdout=subprocess.DEVNULL,
-                           stderr=open(log_path, "w"), start_new_session=True)
-procs.append(watcher)
-lat = []
-deploy_log = os.path.join(state, "deploy.log")
-for i in range(RUNS):
-    wait_until("the watcher to wait", lambda: waiters() >= 1)
-    image = images[(i + 1) % 2]
-    n_before = len(open(deploy_log).read().splitlines())
-    run([f"{BIN}/upload", "--job", "web", "--name", f"web.{target}", image])
-    t_up = time.time()
-    wait_until("the watcher to deploy", lambda: any('"deployed"' in l for l in open(deploy_log).read().splitlines()[n_before:]))
-    done = [json.loads(l) for l in open(deploy_log).read().splitlines()[n_before:] if '"deployed"' in l]
+def deployed_at(host_state, sha, after_line):
+    """Time of the first `deployed` entry for sha after line `after_line` of deploy.log."""
     from datetime import datetime
-    t_ok = datetime.fromisoformat(done[0]["time"].replace("Z", "+00:00")).timestamp()
-    lat.append(t_ok - t_up)
-os.killpg(watcher.pid, signal.SIGTERM)
-run([f"{BIN}/deploy-hvt", "stop", "--config", cfg])
-w = {"median": statistics.median(lat) * 1000, "min": min(lat) * 1000, "max": max(lat) * 1000}
-row("upload returned -> new unikernel healthy, under the watcher", w, "-", "ms", 1.0, None,
-    "includes the 100 ms settle time; no reference tool does this")
+    lines = open(os.path.join(host_state, "deploy.log")).read().splitlines()[after_line:]
+    for l in lines:
+        e = json.loads(l)
+        if e.get("result") == "deployed" and e.get("sha256") == sha:
+            return datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
+    return None
 
+
+wenv = dict(cenv, PATH=f"{BIN}:{os.path.abspath('scripts')}:{os.environ['PATH']}", UKREPO_WATCH_WAIT="60s")
+shas = [sha256_file(i) for i in images]
+for n_hosts in (1, 20):
+    job = f"fleet{n_hosts}"
+    run(f"{BIN}/upload --job {job} --name web.{target} {images[0]} > /dev/null")
+    hosts = []
+    for k in range(n_hosts):
+        hdir = os.path.join(work, f"{job}-host{k}")
+        hcfg = os.path.join(work, f"{job}-host{k}.toml")
+        open(hcfg, "w").write(f'name = "web"\nstate_dir = "{hdir}"\ntender = "{tender}"\ntender_args = ["--mem=32"]\n'
+                              f'[health]\nsettle = "100ms"\ntimeout = "10s"\nconsole = "(?m)^ready$"\n')
+        w = subprocess.Popen(["scripts/watch-deploy.sh", job, hcfg], env=wenv, stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(work, f"{job}-watch{k}.log"), "w"), start_new_session=True)
+        procs.append(w)
+        hosts.append((os.path.join(hdir, "web"), hcfg, w))
+    # Every host deploys v1 and waits in its long-poll.
+    wait_until(f"{n_hosts} hosts on v1", lambda: all(
+        os.path.exists(os.path.join(h, "deploy.log")) and deployed_at(h, shas[0], 0) for h, _, _ in hosts))
+    wait_until(f"{n_hosts} watchers waiting", lambda: waiters() >= n_hosts)
+    lat = []
+    for i in range(RUNS):
+        image, sha = images[(i + 1) % 2], shas[(i + 1) % 2]
+        marks = [len(open(os.path.join(h, "deploy.log")).read().splitlines()) for h, _, _ in hosts]
+        run([f"{BIN}/upload", "--job", job, "--name", f"web.{target}", image])
+        t_up = time.time()
+        wait_until(f"{n_hosts} hosts to deploy", lambda: all(deployed_at(h, sha, m) for (h, _, _), m in zip(hosts, marks)))
+        lat.append([deployed_at(h, sha, m) - t_up for (h, _, _), m in zip(hosts, marks)])
+        wait_until(f"{n_hosts} watchers waiting again", lambda: waiters() >= n_hosts)
+    for h, hcfg, w in hosts:
+        os.killpg(w.pid, signal.SIGTERM)
+        w.wait()
+        subprocess.run([f"{BIN}/deploy-hvt", "stop", "--config", hcfg], capture_output=True)
+    p50 = statistics.median([statistics.median(r) for r in lat]) * 1000
+    worst = max(max(r) for r in lat) * 1000
+    best = min(min(r) for r in lat) * 1000
+    row(f"upload returned -> new unikernel healthy on {n_hosts} host{'s' if n_hosts > 1 else ''} at once (p50, max)",
+        {"median": p50, "min": best, "max": worst}, "-", "ms", 1.0, None,
+        f"max {worst:.0f} ms; includes each host's 100 ms settle time; solo5-{target}")
 
 # 11. fan-out: many hosts fetch the same new image at once
 def sample_rss(pid, stop, out):

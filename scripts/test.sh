@@ -58,7 +58,7 @@ features=(--features deploy-hvt/fault-injection)
 cargo build --workspace --bins "${features[@]}"
 
 # The suites every configuration must pass (CONTRACT.md §9).
-shared='binary(api) | binary(upload_rules) | binary(crash) | binary(hostile_inputs) | binary(builder_web) | binary(pages_json) | binary(client_replay)'
+shared='binary(api) | binary(upload_rules) | binary(crash) | binary(hostile_inputs) | binary(builder_web) | binary(pages_json) | binary(client_replay) | binary(operations)'
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "${features[@]}" "$@" || status=$?
@@ -75,7 +75,7 @@ else
     for backend in s3 postgres-s3; do
       echo "test.sh: the shared suites on $backend" >&2
       UKREPO_TEST_BACKEND=$backend cargo test --workspace --no-fail-fast "${features[@]}" \
-        --test api --test upload_rules --test crash --test hostile_inputs --test builder_web --test pages_json --test client_replay || status=$?
+        --test api --test upload_rules --test crash --test hostile_inputs --test builder_web --test pages_json --test client_replay --test operations || status=$?
     done
   fi
 fi

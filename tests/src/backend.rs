@@ -2,8 +2,8 @@
 //! every suite: `UKREPO_TEST_BACKEND` is `default` (SQLite + files in the
 //! data dir, also when unset), `s3` (SQLite + an S3 bucket) or
 //! `postgres-s3` (PostgreSQL + an S3 bucket). `scripts/test.sh` runs the
-//! shared suites (api, upload rules, crash, hostile inputs, and the builder-web
-//! conformance, pages and client replays) once per value.
+//! shared suites (api, upload rules, crash, hostile inputs, the builder-web
+//! conformance, pages, client replays and the admin commands) once per value.
 //!
 //! Each data directory gets its own database and bucket on the engines of
 //! this test process (`services.rs`), remembered by path, so a restart on

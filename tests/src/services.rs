@@ -4,7 +4,10 @@
 //! socket there, so no port is chosen) and an S3 server (`s3s-fs`, built
 //! into `target/tools/` by `scripts/tools.sh`, listening on 127.0.0.1:0 and
 //! printing the address it got). Both are children that die with the test
-//! process (a parent-death signal), and with their [`Drop`].
+//! process (a parent-death signal), and with their [`Drop`]. The engines of
+//! a test process live until it exits (they are never dropped), so their
+//! folders are removed by a small reaper that outlives it
+//! ([`remove_after_exit`]).
 //!
 //! Without these programs a test that needs them fails, saying how to get
 //! them; `UKREPO_SKIP_SCALE=1` turns that into a skip (see [`skip_scale`]).
@@ -92,6 +95,29 @@ fn as_postgres(cmd: &mut Command, user: Option<(u32, u32)>) {
     }
 }
 
+/// Removes `dir` once this process has exited, however it ends: a shell
+/// in a process group of its own reads a pipe whose only writer is this
+/// process, and on end of file removes the folder (again while the engine,
+/// dying by its parent-death signal, may still write in it).
+pub fn remove_after_exit(dir: &Path) {
+    let mut reaper = Command::new("sh");
+    reaper
+        .args([
+            "-c",
+            r#"cat >/dev/null; for i in $(seq 50); do rm -rf -- "$1"; [ -e "$1" ] || exit 0; sleep 0.2; done"#,
+            "reaper",
+        ])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut child = reaper.spawn().expect("starting the folder reaper (sh)");
+    // The write end stays open for the life of this process; it is
+    // close-on-exec, so no other child holds it.
+    std::mem::forget(child.stdin.take());
+}
+
 /// A throwaway PostgreSQL cluster.
 pub struct Postgres {
     child: Child,
@@ -103,6 +129,7 @@ impl Postgres {
     pub fn start() -> Postgres {
         let user = postgres_user();
         let dir = tempfile::Builder::new().prefix("ukrepo-pg").tempdir().unwrap();
+        remove_after_exit(dir.path());
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
         }
@@ -235,6 +262,7 @@ pub struct S3 {
 impl S3 {
     pub fn start() -> S3 {
         let root = tempfile::Builder::new().prefix("ukrepo-s3").tempdir().unwrap();
+        remove_after_exit(root.path());
         let (child, endpoint) = Self::spawn(root.path(), "127.0.0.1", "0");
         S3 {
             child: Some(child),

@@ -132,7 +132,7 @@ fn a_content_digest_part_after_the_image_is_checked_like_the_header() {
     );
     assert_eq!(r.status, 422, "{}", r.text());
     assert_eq!(get_json(&format!("{}/job/web", s.url)).status, 404);
-    assert_eq!(count_files(&s.artifacts_dir()), 0);
+    assert_eq!(s.blob_count(), 0);
     assert_eq!(s.staging_count(), 0);
     let r = upload_raw(&s.url, "web", "x", &img, Some(&auth), &[("Content-Digest", &right)]);
     assert_eq!(r.status, 201);

@@ -156,7 +156,7 @@ def measured_rss_kib(cmd, env=None):
 # --- the servers --------------------------------------------------------------
 data = os.path.join(work, "repo")
 env = dict(os.environ, UKREPO_DATA_DIR=data, RUST_LOG="warn")
-subprocess.run([f"{BIN}/unikernel-repo", "user", "add", "ci", "--unrestricted"], input="pw\n", text=True, env=env, check=True, capture_output=True)
+subprocess.run([f"{BIN}/unikernel-repo", "user", "add", "ci", "--unrestricted", "--create-jobs"], input="pw\n", text=True, env=env, check=True, capture_output=True)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1]),) * 2)
 repo = subprocess.Popen([f"{BIN}/unikernel-repo", "serve", "--listen", "127.0.0.1:0", "--max-upload-size", "4G",
                          "--max-connections", "30000", "--max-connections-per-address", "20000"],
@@ -640,19 +640,28 @@ def hold_rude_connections(stop):
 
 
 def made_up_names(stop):
-    c = socket.create_connection((host, int(port)))
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    """Pipelined batches of 200 latest lookups of names that never existed;
+    a new connection whenever the server closes one."""
     i = 0
-    f = c.makefile("rb")
     while not stop.is_set():
-        c.sendall(b"".join(f"GET /job/made-up-{i + k}/build/latest HTTP/1.1\r\nHost: x\r\n\r\n".encode() for k in range(200)))
-        n = 0
-        while n < 200:
-            line = f.readline()
-            if line.startswith(b"HTTP/1.1"):
-                n += 1
-        i += 200
-    c.close()
+        c = socket.create_connection((host, int(port)), timeout=5)
+        f = c.makefile("rb")
+        try:
+            while not stop.is_set():
+                c.sendall(b"".join(f"GET /job/made-up-{i + k}/build/latest HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                                   for k in range(200)))
+                n = 0
+                while n < 200:
+                    line = f.readline()
+                    if not line:
+                        raise ConnectionError("closed by the server")
+                    if line.startswith(b"HTTP/1.1"):
+                        n += 1
+                i += 200
+        except OSError:
+            pass
+        finally:
+            c.close()
 
 
 quiet_rate, quiet_p99 = wrk_latency(f"{URL}/job/small/build/latest")

@@ -32,27 +32,53 @@ const CHUNK: usize = 64 * 1024;
 /// Streams `len` bytes of `file` from its current position. Each chunk is
 /// read by a short task on the blocking pool only when the client has taken
 /// the previous one, so a slow reader holds no thread.
+/// Chunks read ahead of the one being sent: reading the next chunks
+/// overlaps sending this one, and a download holds at most this many.
+const READ_AHEAD: usize = 2;
+
+/// `[start, start+len)` of `file` (positioned at `start`) as a stream of
+/// chunks. A reader task reads each chunk as one short task on the blocking
+/// pool (never a thread held for the whole transfer) straight into the
+/// buffer that is sent (no zeroing, no second copy), up to [`READ_AHEAD`]
+/// chunks ahead; it stops when the download is dropped.
 fn stream_file(file: fs::File, len: u64) -> BoxStream<'static, io::Result<Bytes>> {
-    use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::from_std(file);
-    futures_util::stream::try_unfold((file, len), |(mut file, left)| async move {
-        if left == 0 {
-            return Ok(None);
-        }
-        let n = CHUNK.min(left as usize);
-        let mut buf = bytes::BytesMut::with_capacity(n);
-        while buf.len() < n {
-            let want = (n - buf.len()) as u64;
-            if (&mut file).take(want).read_buf(&mut buf).await? == 0 {
-                return Err(io::Error::new(
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+    tokio::spawn(async move {
+        let mut file = Some(file);
+        let mut left = len;
+        while left > 0 {
+            let n = CHUNK.min(left as usize);
+            let Ok(permit) = tx.reserve().await else {
+                return; // the download was dropped
+            };
+            let f = file.take().expect("the file is back after each read");
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = Vec::with_capacity(n);
+                let got = (&f).take(n as u64).read_to_end(&mut buf);
+                (f, got.map(|_| buf))
+            })
+            .await;
+            let chunk = match read {
+                Ok((f, Ok(buf))) if buf.len() == n => {
+                    file = Some(f);
+                    Ok(Bytes::from(buf))
+                }
+                Ok((_, Ok(_))) => Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "stored artifact is shorter than recorded",
-                ));
+                )),
+                Ok((_, Err(e))) => Err(e),
+                Err(e) => Err(io::Error::other(e)),
+            };
+            let failed = chunk.is_err();
+            permit.send(chunk);
+            if failed {
+                return;
             }
+            left -= n as u64;
         }
-        Ok(Some((buf.freeze(), (file, left - n as u64))))
-    })
-    .boxed()
+    });
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
 /// Where artifact bytes live. Methods block (call them off the async

@@ -112,6 +112,8 @@ pub fn remove_after_exit(dir: &Path) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
+    // Never waited for: it ends only after this process has (init reaps it).
+    #[allow(clippy::zombie_processes)]
     let mut child = reaper.spawn().expect("starting the folder reaper (sh)");
     // The write end stays open for the life of this process; it is
     // close-on-exec, so no other child holds it.

@@ -49,21 +49,29 @@ if [ "${UKREPO_SKIP_LINTS:-}" != 1 ]; then
 fi
 
 scripts/solo5.sh >/dev/null
-# The S3 server of the scale-out tests (tests/src/services.rs finds it there).
-scripts/tools.sh s3s-fs >/dev/null
+# The S3 server of the scale-out tests (tests/src/services.rs finds it there);
+# UKREPO_SKIP_SCALE=1 leaves out everything that needs it or PostgreSQL.
+backends=(s3 postgres-s3)
+if [ "${UKREPO_SKIP_SCALE:-}" = 1 ]; then
+  backends=()
+else
+  scripts/tools.sh s3s-fs >/dev/null
+fi
 # The end-to-end tests run the workspace's binaries, which cargo builds for a
 # test run only when their own package has integration tests: build them all.
 # deploy-hvt's crash points exist only in test builds (the feature).
 features=(--features deploy-hvt/fault-injection)
 cargo build --workspace --bins "${features[@]}"
 
-# The suites every configuration must pass (CONTRACT.md §9).
+# The suites every configuration must pass (CONTRACT.md §9): run again on
+# each scale-out backend after the whole run, unless arguments (a filter)
+# were given.
 shared='binary(api) | binary(upload_rules) | binary(crash) | binary(hostile_inputs) | binary(builder_web) | binary(pages_json) | binary(client_replay) | binary(operations)'
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "${features[@]}" "$@" || status=$?
   if [ $# -eq 0 ]; then
-    for backend in s3 postgres-s3; do
+    for backend in "${backends[@]}"; do
       echo "test.sh: the shared suites on $backend" >&2
       UKREPO_TEST_BACKEND=$backend cargo nextest run --workspace --no-fail-fast "${features[@]}" -E "$shared" || status=$?
     done
@@ -72,7 +80,7 @@ else
   echo "test.sh: cargo-nextest not found, using cargo test" >&2
   cargo test --workspace --no-fail-fast "${features[@]}" "$@" || status=$?
   if [ $# -eq 0 ]; then
-    for backend in s3 postgres-s3; do
+    for backend in "${backends[@]}"; do
       echo "test.sh: the shared suites on $backend" >&2
       UKREPO_TEST_BACKEND=$backend cargo test --workspace --no-fail-fast "${features[@]}" \
         --test api --test upload_rules --test crash --test hostile_inputs --test builder_web --test pages_json --test client_replay --test operations || status=$?

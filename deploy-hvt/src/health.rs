@@ -36,17 +36,43 @@ fn tcp_ok(addr: &str) -> bool {
         .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
 }
 
+/// The HTTP check's client: `https://` goes through the same rustls
+/// connector as the other tools (the system's roots, `SSL_CERT_FILE` /
+/// `SSL_CERT_DIR`); made once per run, it is polled many times.
+fn http_agent(https: bool) -> Result<&'static ureq::Agent, &'static str> {
+    use std::sync::OnceLock;
+    static PLAIN: OnceLock<ureq::Agent> = OnceLock::new();
+    static TLS: OnceLock<Result<ureq::Agent, String>> = OnceLock::new();
+    let config = || {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+    };
+    if !https {
+        return Ok(PLAIN.get_or_init(|| config().into()));
+    }
+    TLS.get_or_init(|| {
+        uk_client::tls::client_config(None)
+            .map(|tls| uk_client::tls::agent(config(), tls))
+            .map_err(|e| format!("{e:#}"))
+    })
+    .as_ref()
+    .map_err(String::as_str)
+}
+
+fn is_https(url: &str) -> bool {
+    url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
 fn http_ok(url: &str) -> bool {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(2)))
-        .build()
-        .into();
-    agent
-        .get(url)
-        .call()
-        .is_ok_and(|r| r.status().is_success() || r.status().is_redirection())
+    http_agent(is_https(url)).is_ok_and(|agent| {
+        agent
+            .get(url)
+            .call()
+            .is_ok_and(|r| r.status().is_success() || r.status().is_redirection())
+    })
 }
 
 /// The health command, given until `deadline`; `Err` when it hung.
@@ -125,7 +151,12 @@ pub fn check(cfg: &Config, state: &State, mut child: Option<&mut Child>, console
                 failing.push(format!("no TCP connection to {}", h.tcp.as_deref().unwrap_or("")));
             }
             if !http {
-                failing.push(format!("no good HTTP answer from {}", h.http.as_deref().unwrap_or("")));
+                let url = h.http.as_deref().unwrap_or("");
+                let why = match http_agent(is_https(url)) {
+                    Err(e) => format!(" (no TLS: {e})"),
+                    Ok(_) => String::new(),
+                };
+                failing.push(format!("no good HTTP answer from {url}{why}"));
             }
             if let Some(why) = hung {
                 failing.push(why);

@@ -29,9 +29,6 @@ const SMALL: u64 = 64 * 1024;
 /// chunks go back to the system and many parallel downloads stay cheap.
 const CHUNK: usize = 64 * 1024;
 
-/// Streams `len` bytes of `file` from its current position. Each chunk is
-/// read by a short task on the blocking pool only when the client has taken
-/// the previous one, so a slow reader holds no thread.
 /// Chunks read ahead of the one being sent: reading the next chunks
 /// overlaps sending this one, and a download holds at most this many.
 const READ_AHEAD: usize = 2;
@@ -82,7 +79,8 @@ fn stream_file(file: fs::File, len: u64) -> BoxStream<'static, io::Result<Bytes>
 }
 
 /// Where artifact bytes live. Methods block (call them off the async
-/// runtime, except `get`, which only opens); the bytes of `get` stream.
+/// runtime), except `get`, which opens and leaves the reading to a task of
+/// the runtime; the bytes of `get` stream.
 pub trait ArtifactStore: Send + Sync + 'static {
     /// A new staging file; write the bytes, then [`AtomicFile::finish`].
     fn begin(&self) -> io::Result<AtomicFile>;
@@ -92,6 +90,8 @@ pub trait ArtifactStore: Send + Sync + 'static {
     /// period, so a collector never takes it from under a commit.
     fn put(&self, staged: Staged) -> io::Result<bool>;
     /// The bytes `[start, start+len)` of an artifact, or all of it.
+    /// Call it within the server's runtime (the local store's stream is
+    /// fed by a task of it); from async code use [`ArtifactStore::get_async`].
     fn get(&self, sha: &Sha256, range: Option<(u64, u64)>) -> io::Result<Option<ArtifactBody>>;
     fn exists(&self, sha: &Sha256) -> io::Result<bool>;
     fn delete(&self, sha: &Sha256) -> io::Result<()>;

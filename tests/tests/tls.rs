@@ -208,3 +208,29 @@ fn a_scheme_mismatch_is_named_once() {
         assert_eq!(err.matches(&url).count(), 1, "the URL once: {err}");
     }
 }
+
+/// `deploy-hvt`'s HTTP health check reaches an `https://` URL through the
+/// tools' own TLS connector, trusting the system roots (here the standard
+/// `SSL_CERT_FILE` override); an untrusted certificate is a failed check
+/// with its reason, never a crash.
+#[test]
+fn deploy_hvt_checks_an_https_health_url_with_the_system_roots() {
+    let pki = Pki::new();
+    let s = start_tls(&pki.path("cert.pem"), &pki.path("key.pem"));
+    let url = format!("{}/healthz", s.url);
+    let h = ukrepo_tests::host::Host::new("spt", &format!("http = \"{url}\"\n"));
+    h.deploy_hvt("deploy")
+        .arg(h.image("ticker-v1"))
+        .env("SSL_CERT_FILE", pki.path("ca.pem"))
+        .env_remove("SSL_CERT_DIR")
+        .assert()
+        .code(0);
+    let stranger = Pki::new();
+    h.deploy_hvt("deploy")
+        .arg(h.image("ticker-v2"))
+        .env("SSL_CERT_FILE", stranger.path("ca.pem"))
+        .env_remove("SSL_CERT_DIR")
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains(format!("no good HTTP answer from {url}")));
+}

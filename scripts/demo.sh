@@ -125,6 +125,6 @@ deploy; show
 
 say "what the repository heard from the host (deployment reports, newest first)"
 curl -sf -H 'Accept: application/json' "$UKREPO_URL/job/web/deployments" | sed 's/.*"history":\[//' | tr '{' '\n' |
-  sed -n 's/.*"action":"\([a-z-]*\)".*"result":"\([a-z-]*\)","sha256":"\([0-9a-f]\{12\}\).*/  \1: \2 (\3…)/p' >&2 || true
+  sed -n 's/.*"sha256":"\([0-9a-f]\{12\}\)[0-9a-f]*","result":"\([a-z-]*\)","action":"\([a-z-]*\)".*/  \3: \2 (\1…)/p' >&2 || true
 
 say "done; stopping the unikernel and the repository"

@@ -92,6 +92,21 @@ fn token_matrix() {
         "within the clock-skew allowance"
     );
 
+    // Validly signed, but a lifetime no minting would give, or issued after
+    // it expires: both 401 (the unit tests of uk-tokens name the reasons).
+    let forever = uk_tokens::Claims {
+        iat: now - 10,
+        exp: u64::MAX,
+        ..claims(0)
+    };
+    assert_eq!(up("web", &sk.mint(&forever)).status, 401, "exp = 2^64-1");
+    let backwards = uk_tokens::Claims {
+        iat: now + 30,
+        exp: now + 20,
+        ..claims(0)
+    };
+    assert_eq!(up("web", &sk.mint(&backwards)).status, 401, "iat > exp");
+
     // Tampered payload: another job under the original signature.
     let parts: Vec<&str> = t.split('.').collect();
     use base64::Engine;

@@ -10,7 +10,6 @@ result's hash is wrong.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -23,9 +22,10 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+
+from benchlib import Run, free_port, sha256_file
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", required=True)
@@ -43,32 +43,9 @@ BIN = os.path.abspath(args.bin)
 OUT = os.path.abspath(args.out)
 os.makedirs(OUT, exist_ok=True)
 work = tempfile.mkdtemp(prefix="bench.", dir=OUT)
-procs = []
+run_ = Run("bench", work)
+procs, log, die, cleanup = run_.procs, run_.log, run_.die, run_.cleanup
 rows = []
-
-
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def die(msg):
-    log("FAILED: " + msg)
-    cleanup()
-    sys.exit(1)
-
-
-def cleanup():
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except Exception:
-            pass
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except Exception:
-            pass
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def run(cmd, **kw):
@@ -76,23 +53,6 @@ def run(cmd, **kw):
     if r.returncode != 0:
         die(f"{cmd!r} exited {r.returncode}: {r.stderr.strip()[:2000]}")
     return r.stdout
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def free_port():
-    # The bench drives third-party servers (nginx) that need a port number up front.
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def hyperfine(name, commands, prepare=None, runs=RUNS):

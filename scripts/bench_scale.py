@@ -17,13 +17,13 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+
+from benchlib import Run, free_port, sha256_file
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", required=True)
@@ -41,49 +41,9 @@ OUT = os.path.abspath(args.out)
 os.makedirs(OUT, exist_ok=True)
 work = tempfile.mkdtemp(prefix="bench-scale.", dir="/tmp")
 os.chmod(work, 0o711)  # PostgreSQL runs as its own user below it
-procs = []
+run_ = Run("bench-scale", work)
+procs, log, die, cleanup = run_.procs, run_.log, run_.die, run_.cleanup
 rows = []
-
-
-def log(msg):
-    print(f"bench-scale: {msg}", file=sys.stderr, flush=True)
-
-
-def cleanup():
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except Exception:
-            pass
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except Exception:
-            pass
-    shutil.rmtree(work, ignore_errors=True)
-
-
-def die(msg):
-    log("FAILED: " + msg)
-    cleanup()
-    sys.exit(1)
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def free_port():
-    # nginx needs a port number up front (as in bench.py).
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def spawn(cmd, env=None, **kw):

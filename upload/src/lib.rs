@@ -234,26 +234,18 @@ fn send(client: &Client, url: &str, plan: &Plan) -> Result<(u16, BuildJson), Cli
                 Box::new(image) as Box<dyn std::io::Read + Send>,
             )
         }
-        Some(sha) => {
-            req = req.header("Content-Digest", content_digest_header(sha));
+        known => {
+            if let Some(sha) = known {
+                req = req.header("Content-Digest", content_digest_header(sha));
+            }
             let parts = multipart::Parts {
                 name: &plan.name,
                 image,
                 image_len: plan.size,
                 attachments: &plan.attachments,
                 synopsis: plan.synopsis.as_deref(),
-                digest: None,
-            };
-            multipart::body(parts).map_err(io)?
-        }
-        None => {
-            let parts = multipart::Parts {
-                name: &plan.name,
-                image,
-                image_len: plan.size,
-                attachments: &plan.attachments,
-                synopsis: plan.synopsis.as_deref(),
-                digest: Some(digest.clone()),
+                // Unknown before the image is read: a part after it.
+                digest: known.is_none().then(|| digest.clone()),
             };
             multipart::body(parts).map_err(io)?
         }

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod net;
 pub mod replicas;
 pub mod s3;
+pub mod sendfile;
 mod staging;
 pub mod state;
 pub mod store;

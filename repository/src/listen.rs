@@ -25,17 +25,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::Version;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::access_log::Logged;
 use crate::metrics::{Metrics, inc};
 use crate::net::ConnTable;
+use crate::sendfile::ZeroCopy;
 
 /// Largest request head hyper buffers (headers beyond it get 431).
 const MAX_HEADER_BUF: usize = 64 * 1024;
@@ -80,7 +82,9 @@ fn builder() -> Builder<TokioExecutor> {
     // The header timeout is the watchdog's (below): it also covers a
     // connection that never sends a byte, which hyper's own does not, and
     // costs no timer per request.
-    b.http1().max_buf_size(MAX_HEADER_BUF);
+    // Body buffers are queued and written as they are (never copied into
+    // hyper's own buffer): `sendfile.rs` relies on it.
+    b.http1().max_buf_size(MAX_HEADER_BUF).writev(true);
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BUF as u32)
@@ -258,10 +262,6 @@ pub async fn serve(
             idle_since: AtomicU64::new(now_ms()),
             blocked_since: AtomicU64::new(0),
         });
-        let io = Watched {
-            inner: stream,
-            act: act.clone(),
-        };
         let (app, builder, watcher, tls, limits) = (
             app.clone(),
             builder.clone(),
@@ -280,7 +280,7 @@ pub async fn serve(
                 act: act.clone(),
                 metrics: limits.metrics.clone(),
             }
-            .run(io);
+            .run(stream);
             tokio::select! {
                 () = conn => {}
                 why = watchdog(&act, limits.header_timeout, limits.send_timeout) => match why {
@@ -316,10 +316,7 @@ struct Conn {
 
 impl Conn {
     /// The TLS handshake if any, then HTTP until the connection ends.
-    async fn run<S>(self, io: Watched<S>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    async fn run(self, stream: TcpStream) {
         let Conn {
             peer,
             app,
@@ -329,6 +326,17 @@ impl Conn {
             act,
             metrics,
         } = self;
+        // Plain connections send artifact bodies with sendfile (HTTP/1 only:
+        // HTTP/2 frames the bytes itself).
+        let (socket, sending) = match tls {
+            None => {
+                let z = ZeroCopy::new(stream);
+                let sending = z.sending();
+                (Ok(z), Some(sending))
+            }
+            Some(acceptor) => (Err((stream, acceptor)), None),
+        };
+        let watched = act.clone();
         let svc = tower::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
             act.inflight.fetch_add(1, Ordering::Relaxed);
             inc(&metrics.requests);
@@ -336,6 +344,11 @@ impl Conn {
             let mut req = req.map(axum::body::Body::new);
             crate::http::tolerate_trailing_slash(&mut req);
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            if let Some(s) = &sending
+                && matches!(req.version(), Version::HTTP_10 | Version::HTTP_11)
+            {
+                req.extensions_mut().insert(s.clone());
+            }
             let logged = Logged::start(&req, peer);
             let app = app.clone();
             async move {
@@ -344,12 +357,20 @@ impl Conn {
             }
         });
         let svc = hyper_util::service::TowerToHyperService::new(svc);
-        let result = match tls {
-            None => {
+        let result = match socket {
+            Ok(plain) => {
+                let io = Watched {
+                    inner: plain,
+                    act: watched,
+                };
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
                 watcher.watch(conn.into_owned()).await
             }
-            Some(acceptor) => {
+            Err((stream, acceptor)) => {
+                let io = Watched {
+                    inner: stream,
+                    act: watched,
+                };
                 let tls = match acceptor.accept(io).await {
                     Ok(s) => s,
                     Err(e) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),

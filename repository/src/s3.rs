@@ -149,7 +149,7 @@ impl S3Store {
             Ok(r) => {
                 let len = r.range.end - r.range.start;
                 let stream: BoxStream<'static, io::Result<Bytes>> = r.into_stream().map_err(io_err).boxed();
-                Ok(Some(ArtifactBody { stream, len }))
+                Ok(Some(ArtifactBody::from_stream(stream, len)))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(io_err(e)),
@@ -262,7 +262,7 @@ impl ArtifactStore for S3Store {
     fn read(&self, sha: &Sha256) -> io::Result<Option<Box<dyn Read + Send>>> {
         Ok(self.get(sha, None)?.map(|b| {
             Box::new(StreamReader {
-                stream: b.stream,
+                stream: b.into_stream(),
                 chunk: Bytes::new(),
             }) as Box<dyn Read + Send>
         }))

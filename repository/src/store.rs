@@ -19,8 +19,44 @@ use uk_digest::{AtomicFile, Sha256, Staged, fsync_dir};
 
 /// Bytes of one artifact (or of a range of it) and their count.
 pub struct ArtifactBody {
-    pub stream: BoxStream<'static, io::Result<Bytes>>,
     pub len: u64,
+    source: Source,
+}
+
+enum Source {
+    Stream(BoxStream<'static, io::Result<Bytes>>),
+    /// A local file: `len` bytes from `start` (and the file is positioned there).
+    File {
+        file: fs::File,
+        start: u64,
+    },
+}
+
+impl ArtifactBody {
+    pub fn from_stream(stream: BoxStream<'static, io::Result<Bytes>>, len: u64) -> ArtifactBody {
+        ArtifactBody {
+            len,
+            source: Source::Stream(stream),
+        }
+    }
+
+    /// The bytes as a stream of chunks (a local file is read by a task, see
+    /// [`stream_file`], started here).
+    pub fn into_stream(self) -> BoxStream<'static, io::Result<Bytes>> {
+        match self.source {
+            Source::Stream(s) => s,
+            Source::File { file, .. } => stream_file(file, self.len),
+        }
+    }
+
+    /// The open local file and the offset the bytes start at, for a
+    /// zero-copy send (`sendfile.rs`); other bodies are given back.
+    pub fn into_file(self) -> Result<(fs::File, u64, u64), ArtifactBody> {
+        match self.source {
+            Source::File { file, start } => Ok((file, start, self.len)),
+            source => Err(ArtifactBody { len: self.len, source }),
+        }
+    }
 }
 
 /// Artifacts up to this size are read in one go; larger ones stream.
@@ -273,11 +309,11 @@ impl ArtifactStore for LocalStore {
             file.read_exact(&mut buf)?;
             let bytes = Bytes::from(buf);
             let stream = futures_util::stream::once(async move { Ok(bytes) }).boxed();
-            return Ok(Some(ArtifactBody { stream, len }));
+            return Ok(Some(ArtifactBody::from_stream(stream, len)));
         }
         Ok(Some(ArtifactBody {
-            stream: stream_file(file, len),
             len,
+            source: Source::File { file, start },
         }))
     }
 
@@ -384,7 +420,7 @@ mod tests {
         let sha = staged.sha256;
         store.put(staged).unwrap();
         let body = store.get(&sha, Some((1000, 250_000))).unwrap().unwrap();
-        let chunks: Vec<Bytes> = body.stream.map(|c| c.unwrap()).collect().await;
+        let chunks: Vec<Bytes> = body.into_stream().map(|c| c.unwrap()).collect().await;
         assert!(chunks.len() > 1);
         assert_eq!(chunks.concat(), &data[1000..251_000]);
     }
@@ -404,9 +440,10 @@ mod tests {
         g.write_all(b"0123456789").unwrap();
         store.put(g.finish().unwrap()).unwrap();
         assert_eq!(fs::read_dir(dir.path().join("staging")).unwrap().count(), 0);
-        let mut body = store.get(&sha, Some((2, 3))).unwrap().unwrap();
-        let chunk = body.stream.next().await.unwrap().unwrap();
-        assert_eq!((&chunk[..], body.len), (&b"234"[..], 3));
+        let body = store.get(&sha, Some((2, 3))).unwrap().unwrap();
+        assert_eq!(body.len, 3);
+        let chunk = body.into_stream().next().await.unwrap().unwrap();
+        assert_eq!(&chunk[..], &b"234"[..]);
         store.delete(&sha).unwrap();
         assert!(!store.exists(&sha).unwrap());
         assert!(store.get(&sha, None).unwrap().is_none());

@@ -273,3 +273,96 @@ fn html_for_browsers_json_errors_for_clients() {
     let e = get(&format!("{}/job/nope", s.url), &[("Accept", "application/json")]);
     assert_eq!(e.json()["error"], "no job \"nope\"");
 }
+
+/// Reads one HTTP/1.1 response (status, headers lower-cased, body of its
+/// `Content-Length`; none for a `HEAD`) from a raw connection.
+fn read_response(r: &mut impl std::io::BufRead, head: bool) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_else(|| panic!("status line {line:?}"))
+        .parse()
+        .unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap();
+        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; if head { 0 } else { len }];
+    r.read_exact(&mut body).unwrap();
+    (status, headers, body)
+}
+
+/// Large artifacts go out with sendfile on plain HTTP/1 connections: many
+/// responses, pipelined on one keep-alive connection (a `HEAD` among them,
+/// ranges, two files, small and large), each carry exactly their own bytes.
+#[test]
+fn pipelined_downloads_on_one_connection_each_get_their_own_bytes() {
+    use std::io::{BufReader, Write};
+    let s = start();
+    s.add_user("ci", "pw", true);
+    let auth = basic("ci", "pw");
+    let (a, b) = (image(1, 700_000), image(2, 300_001));
+    let mut paths = Vec::new();
+    for (job, img) in [("one", &a), ("two", &b)] {
+        let up = upload_raw(&s.url, job, &format!("{job}.hvt"), img, Some(&auth), &[]);
+        assert_eq!(up.status, 201, "{}", up.text());
+        paths.push(format!(
+            "/job/{job}/build/{}/f/bin/{job}.hvt",
+            up.json()["uuid"].as_str().unwrap()
+        ));
+    }
+    let (pa, pb) = (&paths[0], &paths[1]);
+    let host = s.addr();
+    let requests: Vec<(&str, &String, Option<&str>, Vec<u8>, u16)> = vec![
+        ("GET", pa, None, a.clone(), 200),
+        ("HEAD", pb, None, vec![], 200),
+        ("GET", pb, Some("bytes=70000-250000"), b[70_000..=250_000].to_vec(), 206),
+        ("GET", pa, Some("bytes=100-199"), a[100..200].to_vec(), 206),
+        ("GET", pb, None, b.clone(), 200),
+        ("HEAD", pa, None, vec![], 200),
+        ("GET", pa, Some("bytes=600000-"), a[600_000..].to_vec(), 206),
+    ];
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    let mut all = String::new();
+    for (method, path, range, _, _) in &requests {
+        all += &format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+        if let Some(r) = range {
+            all += &format!("Range: {r}\r\n");
+        }
+        all += "\r\n";
+    }
+    conn.write_all(all.as_bytes()).unwrap();
+    let mut r = BufReader::new(conn);
+    for (i, (method, _, range, want, status)) in requests.iter().enumerate() {
+        let (got_status, headers, body) = read_response(&mut r, *method == "HEAD");
+        assert_eq!(got_status, *status, "request {i}: {method} {range:?}");
+        assert!(body == *want, "request {i}: {method} {range:?}: wrong bytes");
+        if *method == "HEAD" {
+            assert!(
+                headers.iter().any(|(k, v)| k == "content-length" && v != "0"),
+                "{headers:?}"
+            );
+        }
+    }
+    // HTTP/1.0 too: the same bytes, then the connection closes.
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    conn.write_all(format!("GET {pa} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut r = BufReader::new(conn);
+    let (st, _, body) = read_response(&mut r, false);
+    assert_eq!(st, 200);
+    assert!(body == a, "HTTP/1.0: wrong bytes");
+}

@@ -8,6 +8,9 @@
 //! presigned URL of the object, valid for minutes: the store sends the bytes.
 
 use axum::body::Body;
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,18 +21,23 @@ use uk_names::{ArtifactPath, BuildId, JobName};
 use super::{parse_build, parse_job};
 use crate::db::builds::{self, StoredFile};
 use crate::error::ApiError;
+use crate::sendfile::Sending;
 use crate::state::AppState;
+
+/// The connection's sendfile queue (plain HTTP/1 connections, `listen.rs`).
+type Zc = Option<Extension<Arc<Sending>>>;
 
 /// `GET /job/{job}/build/{uuid}/f/{path…}`
 pub async fn artifact(
     State(st): State<AppState>,
     Path((job, uuid, path)): Path<(String, String, String)>,
+    zc: Zc,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // A trailing slash is tolerated on every GET route.
     let path: ArtifactPath = path.trim_end_matches('/').parse().map_err(ApiError::bad_request)?;
     let ctype = content_type(&path);
-    serve(st, &parse_job(&job)?, &parse_build(&uuid)?, path, &headers, ctype).await
+    serve(st, &parse_job(&job)?, &parse_build(&uuid)?, path, &headers, ctype, zc).await
 }
 
 /// `GET /job/{job}/build/{uuid}/console`: empty (200) when none was
@@ -37,18 +45,20 @@ pub async fn artifact(
 pub async fn console(
     State(st): State<AppState>,
     Path((job, uuid)): Path<(String, String)>,
+    zc: Zc,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    text_artifact(st, &job, &uuid, "console", &headers).await
+    text_artifact(st, &job, &uuid, "console", &headers, zc).await
 }
 
 /// `GET /job/{job}/build/{uuid}/script`: the attached build script.
 pub async fn script(
     State(st): State<AppState>,
     Path((job, uuid)): Path<(String, String)>,
+    zc: Zc,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    text_artifact(st, &job, &uuid, "script", &headers).await
+    text_artifact(st, &job, &uuid, "script", &headers, zc).await
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -59,6 +69,7 @@ async fn text_artifact(
     uuid: &str,
     name: &str,
     headers: &HeaderMap,
+    zc: Zc,
 ) -> Result<Response, ApiError> {
     let (job, uuid) = (parse_job(job)?, parse_build(uuid)?);
     let path: ArtifactPath = name.parse().map_err(ApiError::bad_request)?;
@@ -73,7 +84,7 @@ async fn text_artifact(
     match found {
         (false, _) => Err(no_build(&job, &uuid)),
         (true, None) => Ok(([(header::CONTENT_TYPE, TEXT)], "").into_response()),
-        (true, Some(_)) => serve(st, &job, &uuid, path, headers, TEXT).await,
+        (true, Some(_)) => serve(st, &job, &uuid, path, headers, TEXT, zc).await,
     }
 }
 
@@ -180,6 +191,7 @@ async fn serve(
     path: ArtifactPath,
     headers: &HeaderMap,
     ctype: &'static str,
+    zc: Zc,
 ) -> Result<Response, ApiError> {
     let file = match st.caches.artifact(job, uuid, &path) {
         Some(v) => v,
@@ -245,9 +257,14 @@ async fn serve(
             .status(StatusCode::OK)
             .header("content-digest", hv(&content_digest_header(&sha))?),
     };
-    builder
-        .body(Body::from_stream(body.stream))
-        .map_err(|e| ApiError::Internal(e.into()))
+    let body = match zc {
+        Some(Extension(sending)) => match body.into_file() {
+            Ok((file, start, len)) => Body::new(sending.body(file, start, len)),
+            Err(body) => Body::from_stream(body.into_stream()),
+        },
+        None => Body::from_stream(body.into_stream()),
+    };
+    builder.body(body).map_err(|e| ApiError::Internal(e.into()))
 }
 
 #[cfg(test)]

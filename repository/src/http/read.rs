@@ -27,7 +27,7 @@ async fn collect(st: &AppState, sha: &uk_digest::Sha256, range: Option<(u64, u64
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(body.len as usize);
-    let mut stream = body.stream;
+    let mut stream = body.into_stream();
     while let Some(chunk) = stream.next().await {
         out.extend_from_slice(&chunk.map_err(|e| ApiError::from_io(e, "reading an artifact"))?);
     }

@@ -77,6 +77,8 @@ fn limits(state: &AppState) -> ConnLimits {
         send_timeout: state.send_timeout,
         conns: state.conns.clone(),
         metrics: state.metrics.clone(),
+        shutdown: state.shutdown.clone(),
+        parking: Some(crate::parking::Parker::new(state.clone())),
     }
 }
 

@@ -21,6 +21,8 @@ pub mod listen;
 pub mod longpoll;
 pub mod metrics;
 pub mod net;
+pub mod parking;
+pub mod plain;
 pub mod replicas;
 pub mod s3;
 pub mod sendfile;

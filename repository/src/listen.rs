@@ -26,18 +26,23 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::Version;
+use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::access_log::Logged;
 use crate::metrics::{Metrics, inc};
 use crate::net::ConnTable;
-use crate::sendfile::ZeroCopy;
+use crate::parking::{ParkedUntil, Parker};
+use crate::plain::{HandoffSlot, Heads, PlainSocket};
+use crate::sendfile::Sending;
 
 /// Largest request head hyper buffers (headers beyond it get 431).
 const MAX_HEADER_BUF: usize = 64 * 1024;
@@ -47,13 +52,17 @@ const DRAIN: Duration = Duration::from_secs(3);
 const H2_PING: Duration = Duration::from_secs(20);
 const H2_MAX_STREAMS: u32 = 128;
 
-/// The limits of every connection.
+/// The limits of every connection, and what it needs from the server.
 #[derive(Clone)]
 pub struct ConnLimits {
     pub header_timeout: Duration,
     pub send_timeout: Duration,
     pub conns: Arc<ConnTable>,
     pub metrics: Arc<Metrics>,
+    /// Cancelled at shutdown: connections finish their request and close.
+    pub shutdown: CancellationToken,
+    /// Parks long-polls of plain connections outside hyper (`parking.rs`).
+    pub parking: Option<Parker>,
 }
 
 /// Loads a certificate chain and its private key (PEM) for `serve --tls-cert/--tls-key`.
@@ -106,13 +115,20 @@ fn instant_at(ms: u64) -> tokio::time::Instant {
 }
 
 /// What a connection is doing, as its watchdog sees it.
-struct Activity {
+pub struct Activity {
     /// Requests whose response has not been fully sent.
     inflight: AtomicUsize,
     /// When the connection opened or its last response ended.
     idle_since: AtomicU64,
     /// 1 + when a write began to wait for the client; 0 when none waits.
     blocked_since: AtomicU64,
+}
+
+impl Activity {
+    /// Is a request being answered?
+    pub fn busy(&self) -> bool {
+        self.inflight.load(Ordering::Relaxed) > 0
+    }
 }
 
 /// Counts a request while its response is being produced and sent.
@@ -271,29 +287,16 @@ pub async fn serve(
         );
         tokio::spawn(async move {
             let _slot = slot;
-            let conn = Conn {
+            Conn {
                 peer,
                 app,
                 builder,
-                watcher,
-                tls,
-                act: act.clone(),
-                metrics: limits.metrics.clone(),
+                _watcher: watcher,
+                act,
+                limits,
             }
-            .run(stream);
-            tokio::select! {
-                () = conn => {}
-                why = watchdog(&act, limits.header_timeout, limits.send_timeout) => match why {
-                    Closed::Idle => {
-                        inc(&limits.metrics.connections_closed_idle);
-                        tracing::debug!(%peer, "closed: no complete request within the header timeout");
-                    }
-                    Closed::Stalled => {
-                        inc(&limits.metrics.connections_closed_stalled);
-                        tracing::info!(%peer, "closed: the client stopped reading the response");
-                    }
-                },
-            }
+            .run(stream, tls)
+            .await;
         });
     }
     drop(listener);
@@ -308,35 +311,51 @@ struct Conn {
     peer: SocketAddr,
     app: Router,
     builder: Arc<Builder<TokioExecutor>>,
-    watcher: Watcher,
-    tls: Option<TlsAcceptor>,
+    /// Held while the connection lives: the drain at shutdown waits for it.
+    _watcher: Watcher,
     act: Arc<Activity>,
-    metrics: Arc<Metrics>,
+    limits: ConnLimits,
+}
+
+/// Serves a hyper connection until it ends; at shutdown, lets its running
+/// request finish and then closes it. Boxed: a parked connection
+/// (`parking.rs`) keeps none of its state.
+async fn drive<C: GracefulConnection>(conn: C, shutdown: &CancellationToken) -> Result<(), C::Error> {
+    let mut conn = Box::pin(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
 }
 
 impl Conn {
-    /// The TLS handshake if any, then HTTP until the connection ends.
-    async fn run(self, stream: TcpStream) {
-        let Conn {
-            peer,
-            app,
-            builder,
-            watcher,
-            tls,
-            act,
-            metrics,
-        } = self;
-        // Plain connections send artifact bodies with sendfile (HTTP/1 only:
-        // HTTP/2 frames the bytes itself).
-        let (socket, sending) = match tls {
-            None => {
-                let z = ZeroCopy::new(stream);
-                let sending = z.sending();
-                (Ok(z), Some(sending))
-            }
-            Some(acceptor) => (Err((stream, acceptor)), None),
-        };
-        let watched = act.clone();
+    /// The service of one hyper connection: `sending` for the file bodies
+    /// of a plain HTTP/1 connection, `parked` for its first request when
+    /// that is a parked long-poll given back.
+    fn service(
+        &self,
+        sending: Option<Arc<Sending>>,
+        parked: Option<ParkedUntil>,
+    ) -> TowerToHyperService<
+        impl tower::Service<
+            axum::extract::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+        > + Clone
+        + Send
+        + 'static,
+    > {
+        let (peer, app, act, metrics) = (
+            self.peer,
+            self.app.clone(),
+            self.act.clone(),
+            self.limits.metrics.clone(),
+        );
+        let parked = Arc::new(std::sync::Mutex::new(parked));
         let svc = tower::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
             act.inflight.fetch_add(1, Ordering::Relaxed);
             inc(&metrics.requests);
@@ -349,6 +368,9 @@ impl Conn {
             {
                 req.extensions_mut().insert(s.clone());
             }
+            if let Some(p) = parked.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                req.extensions_mut().insert(p);
+            }
             let logged = Logged::start(&req, peer);
             let app = app.clone();
             async move {
@@ -356,31 +378,91 @@ impl Conn {
                 Ok::<_, std::convert::Infallible>(logged.finish(resp, guard))
             }
         });
-        let svc = hyper_util::service::TowerToHyperService::new(svc);
-        let result = match socket {
-            Ok(plain) => {
-                let io = Watched {
-                    inner: plain,
-                    act: watched,
-                };
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-                watcher.watch(conn.into_owned()).await
+        TowerToHyperService::new(svc)
+    }
+
+    /// Runs `serving` under the watchdog; false when the watchdog closed it.
+    async fn watched<E: std::fmt::Display>(&self, serving: impl Future<Output = Result<(), E>>) -> bool {
+        let (peer, metrics) = (self.peer, &self.limits.metrics);
+        tokio::select! {
+            r = serving => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+                true
             }
-            Err((stream, acceptor)) => {
-                let io = Watched {
-                    inner: stream,
-                    act: watched,
-                };
+            why = watchdog(&self.act, self.limits.header_timeout, self.limits.send_timeout) => {
+                match why {
+                    Closed::Idle => {
+                        inc(&metrics.connections_closed_idle);
+                        tracing::debug!(%peer, "closed: no complete request within the header timeout");
+                    }
+                    Closed::Stalled => {
+                        inc(&metrics.connections_closed_stalled);
+                        tracing::info!(%peer, "closed: the client stopped reading the response");
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// The TLS handshake if any, then HTTP until the connection ends.
+    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let shutdown = self.limits.shutdown.clone();
+        if let Some(acceptor) = tls {
+            let io = Watched {
+                inner: stream,
+                act: self.act.clone(),
+            };
+            let peer = self.peer;
+            let svc = self.service(None, None);
+            self.watched(async {
                 let tls = match acceptor.accept(io).await {
                     Ok(s) => s,
-                    Err(e) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Err(e) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return Ok(());
+                    }
                 };
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-                watcher.watch(conn.into_owned()).await
+                let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                drive(conn.into_owned(), &shutdown).await
+            })
+            .await;
+            return;
+        }
+        // Plain: HTTP/1 file bodies go out with sendfile, and long-polls
+        // park outside hyper between its connections on this socket.
+        let (mut socket, mut unread, mut parked) = (stream, Bytes::new(), None);
+        loop {
+            let slot: HandoffSlot = Arc::default();
+            let heads = self
+                .limits
+                .parking
+                .clone()
+                .map(|p| Heads::new(p, self.act.clone(), slot.clone()));
+            let plain = PlainSocket::new(socket, unread, heads);
+            let svc = self.service(Some(plain.sending()), parked.take());
+            let io = Watched {
+                inner: plain,
+                act: self.act.clone(),
+            };
+            let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+            if !self.watched(drive(conn.into_owned(), &shutdown)).await {
+                return;
             }
-        };
-        if let Err(e) = result {
-            tracing::debug!(%peer, "connection ended: {e}");
+            let (Some(handoff), Some(parker)) = (
+                slot.lock().unwrap_or_else(|e| e.into_inner()).take(),
+                &self.limits.parking,
+            ) else {
+                return;
+            };
+            let metrics = &self.limits.metrics;
+            metrics.parked.fetch_add(1, Ordering::Relaxed);
+            parker.wait(&handoff.ticket, &handoff.socket).await;
+            metrics.parked.fetch_sub(1, Ordering::Relaxed);
+            self.act.idle_since.store(now_ms(), Ordering::Relaxed);
+            (socket, unread, parked) = (handoff.socket, handoff.head, Some(ParkedUntil(handoff.ticket.until)));
         }
     }
 }

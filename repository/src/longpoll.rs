@@ -38,7 +38,7 @@ pub struct Subscription<'a> {
 
 impl Subscription<'_> {
     /// Resolves at the next bump of the job.
-    async fn changed(&mut self) {
+    pub async fn changed(&mut self) {
         let ok = match self.rx.as_mut() {
             Some(rx) => rx.changed().await.is_ok(),
             None => false,

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     pub connections_closed_idle: AtomicU64,
     pub connections_closed_stalled: AtomicU64,
+    /// A gauge: long-polls parked outside hyper now (`parking.rs`).
+    pub parked: AtomicU64,
 }
 
 /// Adds one to a counter.

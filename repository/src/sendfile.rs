@@ -4,7 +4,7 @@
 //!
 //! hyper owns the connection and writes each response itself, so the file's
 //! bytes stand in its write queue as *marks*: slices of one static buffer,
-//! [`MARK`], never read. The connection's socket ([`ZeroCopy`]) knows the
+//! [`MARK`], never read. The connection's socket (`plain.rs`) knows the
 //! marks by their address: where hyper writes a mark, it sends the same
 //! number of bytes of the file instead, from the response's [`Sending`].
 //! hyper writes in order, one response after another, so the marks of a
@@ -28,7 +28,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Bytes of the file each body frame stands for. After the last frame is
@@ -41,7 +41,7 @@ const FRAME: usize = 64 * 1024;
 /// pages are never touched).
 static MARK: [u8; FRAME] = [0; FRAME];
 
-fn is_mark(s: &[u8]) -> bool {
+pub(crate) fn is_mark(s: &[u8]) -> bool {
     let (p, base) = (s.as_ptr() as usize, MARK.as_ptr() as usize);
     !s.is_empty() && p >= base && p + s.len() <= base + FRAME
 }
@@ -131,31 +131,13 @@ impl http_body::Body for FileBody {
     }
 }
 
-/// A plain TCP socket that sends marks as file bytes (`sendfile`).
-pub struct ZeroCopy {
-    stream: TcpStream,
-    sending: Arc<Sending>,
-}
-
-impl ZeroCopy {
-    pub fn new(stream: TcpStream) -> ZeroCopy {
-        ZeroCopy {
-            stream,
-            sending: Arc::default(),
-        }
-    }
-
-    /// What this connection's responses queue their files on.
-    pub fn sending(&self) -> Arc<Sending> {
-        self.sending.clone()
-    }
-
-    /// Sends up to `want` bytes of the current file: the marks at the front
-    /// of what hyper writes.
-    fn poll_send_file(&self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
+impl Sending {
+    /// Sends up to `want` bytes of the current file on `stream`: the marks
+    /// at the front of what hyper writes.
+    pub(crate) fn poll_send(&self, stream: &TcpStream, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            let mut jobs = self.sending.jobs();
+            ready!(stream.poll_write_ready(cx))?;
+            let mut jobs = self.jobs();
             if jobs.broken {
                 return Poll::Ready(Err(io::Error::other(
                     "a response body ended early; the connection is closed",
@@ -165,8 +147,8 @@ impl ZeroCopy {
                 return Poll::Ready(Err(io::Error::other("file bytes to send, but no file (a bug)")));
             };
             let count = (want as u64).min(job.left) as usize;
-            let sent = self.stream.try_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(&self.stream, &job.file, Some(&mut job.off), count).map_err(io::Error::from)
+            let sent = stream.try_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(stream, &job.file, Some(&mut job.off), count).map_err(io::Error::from)
             });
             match sent {
                 Ok(0) => {
@@ -190,62 +172,15 @@ impl ZeroCopy {
     }
 }
 
-impl AsyncRead for ZeroCopy {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ZeroCopy {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if is_mark(buf) {
-            return self.poll_send_file(cx, buf.len());
-        }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let first = bufs.iter().position(|b| !b.is_empty()).unwrap_or(bufs.len());
-        let bufs = &bufs[first..];
-        match bufs.first() {
-            None => Poll::Ready(Ok(0)),
-            Some(b) if is_mark(b) => {
-                let want = bufs.iter().take_while(|b| is_mark(b)).map(|b| b.len()).sum();
-                self.poll_send_file(cx, want)
-            }
-            Some(_) => {
-                // The real bytes before the next mark.
-                let real = bufs.iter().position(|b| is_mark(b)).unwrap_or(bufs.len());
-                Pin::new(&mut self.stream).poll_write_vectored(cx, &bufs[..real])
-            }
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
 
     use http_body::Body;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
     use super::*;
+    use crate::plain::PlainSocket;
 
     async fn frame(body: &mut FileBody) -> Option<Bytes> {
         let f = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await;
@@ -258,11 +193,14 @@ mod tests {
         f
     }
 
-    async fn pair() -> (ZeroCopy, TcpStream) {
+    async fn pair() -> (PlainSocket, TcpStream) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(l.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, l.accept());
-        (ZeroCopy::new(accepted.unwrap().0), client.unwrap())
+        (
+            PlainSocket::new(accepted.unwrap().0, Bytes::new(), None),
+            client.unwrap(),
+        )
     }
 
     /// Real bytes and two bodies' marks, written as hyper would (vectored,

@@ -8,12 +8,53 @@ use std::time::{Duration, Instant};
 use ukrepo_tests::bins::{add_user_cli, spawn_server_with, wait_for};
 use ukrepo_tests::server::*;
 
-fn waiters(url: &str) -> usize {
+fn gauge(url: &str, name: &str) -> usize {
     let m = get(&format!("{url}/metrics"), &[]).text();
     m.lines()
-        .find_map(|l| l.strip_prefix("ukrepo_waiters "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(usize::MAX)
+}
+
+fn waiters(url: &str) -> usize {
+    gauge(url, "ukrepo_waiters")
+}
+
+/// Long-polls waiting outside hyper (`repository/src/parking.rs`).
+fn parked(url: &str) -> usize {
+    gauge(url, "ukrepo_parked_long_polls")
+}
+
+/// Reads one response (status and headers) of a body-less answer.
+fn response(r: &mut impl std::io::BufRead) -> (u16, Vec<(String, String)>) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok());
+    let status = status.unwrap_or_else(|| panic!("status line {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        let Some((k, v)) = h.trim_end().split_once(':') else {
+            break;
+        };
+        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    (status, headers)
+}
+
+fn location(headers: &[(String, String)]) -> &str {
+    headers
+        .iter()
+        .find(|(k, _)| k == "location")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
 }
 
 #[test]
@@ -173,4 +214,117 @@ fn a_new_build_of_the_same_image_wakes_a_waiter_on_the_build_id() {
         get(&format!("{}/job/web/build/latest?wait=1&current=nonsense", s.url), &[]).status,
         400
     );
+}
+
+/// A watcher's long-poll on a connection it has used before is parked
+/// outside hyper, answered by the commit with the same 307 the handler
+/// gives, and the connection goes on serving; a parked wait that runs out
+/// is a 304, not earlier than its wait.
+#[test]
+fn a_long_poll_on_a_kept_alive_connection_is_parked_and_the_connection_goes_on() {
+    use std::io::BufReader;
+    let s = start();
+    s.add_user("ci", "pw", true);
+    let auth = basic("ci", "pw");
+    let v1 = upload_raw(&s.url, "web", "x.hvt", b"v1", Some(&auth), &[]).json();
+    let sha1 = v1["main_binary_file"]["sha256"].as_str().unwrap().to_owned();
+    let host = s.addr().to_owned();
+    let conn = std::net::TcpStream::connect(&host).unwrap();
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    let mut send = |target: &str| {
+        w.write_all(format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .unwrap()
+    };
+
+    send("/job/web/build/latest");
+    let (st, h) = response(&mut r);
+    assert_eq!(
+        (st, location(&h)),
+        (307, format!("/job/web/build/{}", v1["uuid"].as_str().unwrap()).as_str())
+    );
+    send(&format!("/job/web/build/latest/f/bin/x.hvt?wait=60&current={sha1}"));
+    wait_for("the long-poll to be parked", Duration::from_secs(10), || {
+        parked(&s.url) == 1 && waiters(&s.url) == 1
+    });
+    let v2 = upload_raw(&s.url, "web", "x.hvt", b"v2", Some(&auth), &[]);
+    assert_eq!(v2.status, 201);
+    let (st, h) = response(&mut r);
+    let uuid2 = v2.json()["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (st, location(&h)),
+        (307, format!("/job/web/build/{uuid2}/f/bin/x.hvt").as_str())
+    );
+    // The headers every answer carries are there (it is the handler's answer).
+    assert!(
+        h.iter().any(|(k, v)| k == "x-content-type-options" && v == "nosniff"),
+        "{h:?}"
+    );
+    assert_eq!((parked(&s.url), waiters(&s.url)), (0, 0));
+
+    // The same connection goes on: an ordinary request, then a parked wait
+    // that runs out (304, after its wait).
+    send("/job/web/build/latest");
+    assert_eq!(response(&mut r).0, 307);
+    let sha2 = sha256_hex(b"v2");
+    let t = Instant::now();
+    send(&format!("/job/web/build/latest?wait=1&current={sha2}"));
+    let (st, _) = response(&mut r);
+    assert_eq!(st, 304);
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "answered after {:?}",
+        t.elapsed()
+    );
+    send("/job/web/build/latest");
+    assert_eq!(response(&mut r).0, 307);
+}
+
+/// A parked long-poll whose client goes away is freed; a long-poll on a
+/// connection that uploaded (hyper may hold its bytes) is not parked but
+/// still answered by the commit.
+#[test]
+fn a_parked_client_that_leaves_is_freed_and_an_upload_connection_is_not_parked() {
+    use std::io::BufReader;
+    let s = start();
+    s.add_user("ci", "pw", true);
+    let auth = basic("ci", "pw");
+    let v1 = upload_raw(&s.url, "web", "x.hvt", b"v1", Some(&auth), &[]).json();
+    let sha1 = v1["main_binary_file"]["sha256"].as_str().unwrap().to_owned();
+    let host = s.addr().to_owned();
+    let poll = format!("GET /job/web/build/latest?wait=60&current={sha1} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+
+    let mut leaving = std::net::TcpStream::connect(&host).unwrap();
+    leaving.write_all(poll.as_bytes()).unwrap();
+    wait_for("the long-poll to be parked", Duration::from_secs(10), || {
+        parked(&s.url) == 1
+    });
+    drop(leaving);
+    wait_for("the parked long-poll to be freed", Duration::from_secs(10), || {
+        parked(&s.url) == 0 && waiters(&s.url) == 0
+    });
+
+    // An upload, then a long-poll, on one connection.
+    let conn = std::net::TcpStream::connect(&host).unwrap();
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    w.write_all(
+        format!(
+            "POST /job/web/platform/debian-12/upload?binary_name=x.hvt HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nContent-Length: 2\r\n\r\nv1"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (st, _) = response(&mut r);
+    assert!(st == 200 || st == 201, "upload answered {st}");
+    w.write_all(poll.as_bytes()).unwrap();
+    wait_for("the long-poll to wait (in hyper)", Duration::from_secs(10), || {
+        waiters(&s.url) == 1
+    });
+    assert_eq!(parked(&s.url), 0, "a connection that carried a body is never parked");
+    let v2 = upload_raw(&s.url, "web", "x.hvt", b"v2", Some(&auth), &[]);
+    assert_eq!(v2.status, 201);
+    let (st, h) = response(&mut r);
+    let uuid2 = v2.json()["uuid"].as_str().unwrap().to_owned();
+    assert_eq!((st, location(&h)), (307, format!("/job/web/build/{uuid2}").as_str()));
 }

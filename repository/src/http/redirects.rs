@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,7 @@ use crate::cache::Latest;
 use crate::db::builds;
 use crate::error::ApiError;
 use crate::longpoll::{Waited, wait_for};
+use crate::parking::ParkedUntil;
 use crate::state::AppState;
 
 fn redirect(status: StatusCode, location: &str) -> Result<Response, ApiError> {
@@ -27,14 +29,18 @@ fn redirect(status: StatusCode, location: &str) -> Result<Response, ApiError> {
 /// build of the same image wakes the waiter too).
 #[derive(serde::Deserialize, Default)]
 pub struct LatestQuery {
-    platform: Option<String>,
-    wait: Option<u64>,
-    current: Option<String>,
+    pub(crate) platform: Option<String>,
+    pub(crate) wait: Option<u64>,
+    pub(crate) current: Option<String>,
 }
 
 /// The latest build, from the cache while the job has not changed. Only
 /// answers about builds are cached, so made-up job names cost nothing.
-async fn cached_latest(st: &AppState, job: &JobName, platform: &Option<PlatformName>) -> Result<Latest, ApiError> {
+pub(crate) async fn cached_latest(
+    st: &AppState,
+    job: &JobName,
+    platform: &Option<PlatformName>,
+) -> Result<Latest, ApiError> {
     if !job_known(st, job).await? {
         return Ok(None);
     }
@@ -53,13 +59,13 @@ async fn cached_latest(st: &AppState, job: &JobName, platform: &Option<PlatformN
 
 /// What a long-polling client already has.
 #[derive(Clone, Copy)]
-enum Current {
+pub(crate) enum Current {
     Image(Sha256),
     Build(BuildId),
 }
 
 impl Current {
-    fn parse(s: &str) -> Result<Current, ApiError> {
+    pub(crate) fn parse(s: &str) -> Result<Current, ApiError> {
         if let Ok(sha) = s.parse() {
             return Ok(Current::Image(sha));
         }
@@ -71,7 +77,7 @@ impl Current {
     }
 
     /// Is the latest build (`uuid`, main binary `sha`) what the client has?
-    fn is(&self, uuid: &BuildId, sha: Option<&Sha256>) -> bool {
+    pub(crate) fn is(&self, uuid: &BuildId, sha: Option<&Sha256>) -> bool {
         match self {
             Current::Image(c) => sha == Some(c),
             Current::Build(b) => b == uuid,
@@ -95,7 +101,7 @@ pub async fn job_known(st: &AppState, job: &JobName) -> Result<bool, ApiError> {
 
 /// A little jitter (up to a tenth, at most 10 s), so that a crowd of waiters
 /// does not come back at the same instant.
-fn jittered(wait: Duration) -> Duration {
+pub(crate) fn jittered(wait: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
     let max = (wait / 10).min(Duration::from_secs(10)).as_millis() as u64;
@@ -104,14 +110,23 @@ fn jittered(wait: Duration) -> Duration {
 
 /// The latest build's path; with `wait` and `current`, held until the latest
 /// main binary is no longer `current` (then `Some`) or the wait ends (`None`).
-async fn latest_uuid(st: &AppState, job: JobName, q: &LatestQuery) -> Result<Option<String>, ApiError> {
+async fn latest_uuid(
+    st: &AppState,
+    job: JobName,
+    q: &LatestQuery,
+    parked: Option<Extension<ParkedUntil>>,
+) -> Result<Option<String>, ApiError> {
     let platform = PlatformQuery {
         platform: q.platform.clone(),
     }
     .parse()?;
     let current: Option<Current> = q.current.as_deref().map(Current::parse).transpose()?;
     let wait = match (q.wait, current) {
-        (Some(w), Some(_)) => Some(jittered(Duration::from_secs(w).min(MAX_WAIT))),
+        (Some(w), Some(_)) => Some(match parked {
+            // Parked (`parking.rs`), it has waited already: the rest of its wait.
+            Some(Extension(ParkedUntil(until))) => until.saturating_duration_since(tokio::time::Instant::now()),
+            None => jittered(Duration::from_secs(w).min(MAX_WAIT)),
+        }),
         (Some(_), None) => {
             return Err(ApiError::BadRequest(
                 "wait needs current=SHA256 (the digest the client has) or current=BUILD_UUID".into(),
@@ -139,6 +154,15 @@ async fn latest_uuid(st: &AppState, job: JobName, q: &LatestQuery) -> Result<Opt
     }
 }
 
+/// `rest` (percent-decoded by the router) is made of plain path
+/// characters only, so it can go back into a Location header.
+pub(crate) fn plain_rest(rest: &str) -> bool {
+    !rest.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+~@,/".contains(&b))
+}
+
 fn not_modified() -> Result<Response, ApiError> {
     Ok(StatusCode::NOT_MODIFIED.into_response())
 }
@@ -148,8 +172,9 @@ pub async fn latest(
     State(st): State<AppState>,
     Path(job): Path<String>,
     Query(q): Query<LatestQuery>,
+    parked: Option<Extension<ParkedUntil>>,
 ) -> Result<Response, ApiError> {
-    match latest_uuid(&st, parse_job(&job)?, &q).await? {
+    match latest_uuid(&st, parse_job(&job)?, &q, parked).await? {
         Some(loc) => redirect(StatusCode::TEMPORARY_REDIRECT, &loc),
         None => not_modified(),
     }
@@ -160,17 +185,12 @@ pub async fn latest_rest(
     State(st): State<AppState>,
     Path((job, rest)): Path<(String, String)>,
     Query(q): Query<LatestQuery>,
+    parked: Option<Extension<ParkedUntil>>,
 ) -> Result<Response, ApiError> {
-    // `rest` was percent-decoded by the router; only plain path characters
-    // go back into a Location header.
-    if rest.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
-        || !rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-+~@,/".contains(&b))
-    {
+    if !plain_rest(&rest) {
         return Err(ApiError::BadRequest(format!("invalid path {rest:?} after latest/")));
     }
-    match latest_uuid(&st, parse_job(&job)?, &q).await? {
+    match latest_uuid(&st, parse_job(&job)?, &q, parked).await? {
         Some(loc) => redirect(StatusCode::TEMPORARY_REDIRECT, &format!("{loc}/{rest}")),
         None => not_modified(),
     }

@@ -43,6 +43,11 @@ pub async fn metrics(State(st): State<AppState>) -> String {
     st.metrics.render(&[
         ("ukrepo_waiters", "long-polls waiting now", st.notify.waiters() as u64),
         (
+            "ukrepo_parked_long_polls",
+            "long-polls waiting outside hyper now (their connection holds only the socket and the request head)",
+            st.metrics.parked.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+        (
             "ukrepo_notifier_entries",
             "jobs the long-poll notifier holds an entry for",
             st.notify.entries() as u64,

@@ -1,0 +1,203 @@
+//! The socket of a plain (not TLS) connection, as hyper's HTTP/1 sees it.
+//! Besides reading and writing it does two things hyper cannot:
+//! - where hyper writes the marks of a file body, it sends the file
+//!   (`sendfile.rs`);
+//! - it looks at each request head read while the connection is idle, and
+//!   takes a long-poll that would only wait out of hyper's hands
+//!   (`parking.rs`): hyper reads the end of the stream instead, and when
+//!   hyper lets go of the socket, the socket and the head go to the
+//!   connection's [`Handoff`].
+//!
+//! A head can only be taken while hyper holds none of the connection's
+//! bytes: every earlier request came alone in its read (one complete
+//! body-less head) and nothing was read while a request was in flight.
+//! A connection that ever does otherwise (an upload, pipelining, a head in
+//! several pieces) is read straight through from then on.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::listen::Activity;
+use crate::parking::{Look, Parker, Ticket};
+use crate::sendfile::{Sending, is_mark};
+
+/// The largest request head looked at for parking (a watcher's is ~200 bytes).
+const HEAD_MAX: usize = 2048;
+
+/// A long-poll taken out of hyper: its socket and its request head.
+pub struct Handoff {
+    pub socket: TcpStream,
+    pub head: Bytes,
+    pub ticket: Ticket,
+}
+
+/// Where a connection's [`Handoff`] lands when hyper lets go of the socket.
+pub type HandoffSlot = Arc<Mutex<Option<Handoff>>>;
+
+/// Watching heads for long-polls to park.
+pub struct Heads {
+    parker: Parker,
+    act: Arc<Activity>,
+    slot: HandoffSlot,
+    /// hyper holds none of the connection's bytes between requests.
+    clean: bool,
+    taken: Option<(Bytes, Ticket)>,
+}
+
+impl Heads {
+    pub fn new(parker: Parker, act: Arc<Activity>, slot: HandoffSlot) -> Heads {
+        Heads {
+            parker,
+            act,
+            slot,
+            clean: true,
+            taken: None,
+        }
+    }
+}
+
+pub struct PlainSocket {
+    /// Always there until drop, which may hand it over.
+    socket: Option<TcpStream>,
+    sending: Arc<Sending>,
+    /// Bytes read that hyper has not taken yet (a replayed head, or the
+    /// rest of a read larger than hyper's buffer).
+    unread: Bytes,
+    heads: Option<Heads>,
+}
+
+impl PlainSocket {
+    /// `unread` is given to hyper before anything else is read.
+    pub fn new(socket: TcpStream, unread: Bytes, heads: Option<Heads>) -> PlainSocket {
+        PlainSocket {
+            socket: Some(socket),
+            sending: Arc::default(),
+            unread,
+            heads,
+        }
+    }
+
+    /// What this connection's responses queue their files on.
+    pub fn sending(&self) -> Arc<Sending> {
+        self.sending.clone()
+    }
+
+    fn socket(&mut self) -> &mut TcpStream {
+        self.socket.as_mut().expect("the socket stays until drop")
+    }
+}
+
+impl AsyncRead for PlainSocket {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.unread.is_empty() {
+            let n = buf.remaining().min(this.unread.len());
+            buf.put_slice(&this.unread.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        let socket = this.socket.as_mut().expect("the socket stays until drop");
+        let Some(heads) = this.heads.as_mut().filter(|h| h.clean) else {
+            return Pin::new(socket).poll_read(cx, buf);
+        };
+        if heads.taken.is_some() {
+            // hyper sees the end of the stream; the request is parked.
+            return Poll::Ready(Ok(()));
+        }
+        if heads.act.busy() {
+            // hyper looks for the end of the stream while it answers: bytes
+            // now are a pipelined request or a body.
+            let before = buf.filled().len();
+            let r = Pin::new(socket).poll_read(cx, buf);
+            if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                heads.clean = false;
+            }
+            return r;
+        }
+        let mut head = [0u8; HEAD_MAX];
+        let mut rb = ReadBuf::new(&mut head);
+        ready!(Pin::new(socket).poll_read(cx, &mut rb))?;
+        let got = rb.filled();
+        match heads.parker.look(got) {
+            Look::Park(ticket) => {
+                heads.taken = Some((Bytes::copy_from_slice(got), ticket));
+                return Poll::Ready(Ok(()));
+            }
+            Look::Whole => {}
+            Look::Other => heads.clean = false,
+        }
+        let n = buf.remaining().min(got.len());
+        buf.put_slice(&got[..n]);
+        if n < got.len() {
+            this.unread = Bytes::copy_from_slice(&got[n..]);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for PlainSocket {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if is_mark(buf) {
+            let this = &mut *self;
+            return this
+                .sending
+                .poll_send(this.socket.as_ref().expect("socket"), cx, buf.len());
+        }
+        Pin::new(self.socket()).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let first = bufs.iter().position(|b| !b.is_empty()).unwrap_or(bufs.len());
+        let bufs = &bufs[first..];
+        match bufs.first() {
+            None => Poll::Ready(Ok(0)),
+            Some(b) if is_mark(b) => {
+                let want = bufs.iter().take_while(|b| is_mark(b)).map(|b| b.len()).sum();
+                let this = &mut *self;
+                this.sending.poll_send(this.socket.as_ref().expect("socket"), cx, want)
+            }
+            Some(_) => {
+                // The real bytes before the next mark.
+                let real = bufs.iter().position(|b| is_mark(b)).unwrap_or(bufs.len());
+                Pin::new(self.socket()).poll_write_vectored(cx, &bufs[..real])
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.socket()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.heads.as_ref().is_some_and(|h| h.taken.is_some()) {
+            // hyper is done with a connection whose request is parked: the
+            // socket stays open for the answer.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(self.socket()).poll_shutdown(cx)
+    }
+}
+
+impl Drop for PlainSocket {
+    fn drop(&mut self) {
+        if let Some(heads) = self.heads.as_mut()
+            && let Some((head, ticket)) = heads.taken.take()
+            && let Some(socket) = self.socket.take()
+        {
+            *heads.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Handoff { socket, head, ticket });
+        }
+    }
+}

@@ -320,11 +320,23 @@ struct Conn {
 /// Serves a hyper connection until it ends; at shutdown, lets its running
 /// request finish and then closes it. Boxed: a parked connection
 /// (`parking.rs`) keeps none of its state.
-async fn drive<C: GracefulConnection>(conn: C, shutdown: &CancellationToken) -> Result<(), C::Error> {
+/// A replayed long-poll's connection (`replayed`) is only closed once its
+/// request is read: it is answered (503) before the connection closes.
+async fn drive<C: GracefulConnection>(
+    conn: C,
+    shutdown: &CancellationToken,
+    replayed: Option<&tokio::sync::Notify>,
+) -> Result<(), C::Error> {
     let mut conn = Box::pin(conn);
+    let closing = async {
+        shutdown.cancelled().await;
+        if let Some(read) = replayed {
+            read.notified().await;
+        }
+    };
     tokio::select! {
         r = conn.as_mut() => r,
-        () = shutdown.cancelled() => {
+        () = closing => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
@@ -338,7 +350,7 @@ impl Conn {
     fn service(
         &self,
         sending: Option<Arc<Sending>>,
-        parked: Option<ParkedUntil>,
+        parked: Option<(ParkedUntil, Arc<tokio::sync::Notify>)>,
     ) -> TowerToHyperService<
         impl tower::Service<
             axum::extract::Request<hyper::body::Incoming>,
@@ -368,8 +380,9 @@ impl Conn {
             {
                 req.extensions_mut().insert(s.clone());
             }
-            if let Some(p) = parked.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                req.extensions_mut().insert(p);
+            if let Some((until, read)) = parked.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                req.extensions_mut().insert(until);
+                read.notify_one();
             }
             let logged = Logged::start(&req, peer);
             let app = app.clone();
@@ -426,7 +439,7 @@ impl Conn {
                     }
                 };
                 let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-                drive(conn.into_owned(), &shutdown).await
+                drive(conn.into_owned(), &shutdown, None).await
             })
             .await;
             return;
@@ -442,13 +455,17 @@ impl Conn {
                 .clone()
                 .map(|p| Heads::new(p, self.act.clone(), slot.clone()));
             let plain = PlainSocket::new(socket, unread, heads);
-            let svc = self.service(Some(plain.sending()), parked.take());
+            let replay_read = parked.map(|_| Arc::new(tokio::sync::Notify::new()));
+            let svc = self.service(Some(plain.sending()), parked.take().zip(replay_read.clone()));
             let io = Watched {
                 inner: plain,
                 act: self.act.clone(),
             };
             let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-            if !self.watched(drive(conn.into_owned(), &shutdown)).await {
+            if !self
+                .watched(drive(conn.into_owned(), &shutdown, replay_read.as_deref()))
+                .await
+            {
                 return;
             }
             let (Some(handoff), Some(parker)) = (

@@ -318,8 +318,7 @@ struct Conn {
 }
 
 /// Serves a hyper connection until it ends; at shutdown, lets its running
-/// request finish and then closes it. Boxed: a parked connection
-/// (`parking.rs`) keeps none of its state.
+/// request finish and then closes it.
 /// A replayed long-poll's connection (`replayed`) is only closed once its
 /// request is read: it is answered (503) before the connection closes.
 async fn drive<C: GracefulConnection>(
@@ -327,7 +326,7 @@ async fn drive<C: GracefulConnection>(
     shutdown: &CancellationToken,
     replayed: Option<&tokio::sync::Notify>,
 ) -> Result<(), C::Error> {
-    let mut conn = Box::pin(conn);
+    let mut conn = std::pin::pin!(conn);
     let closing = async {
         shutdown.cancelled().await;
         if let Some(read) = replayed {
@@ -430,7 +429,8 @@ impl Conn {
             };
             let peer = self.peer;
             let svc = self.service(None, None);
-            self.watched(async {
+            // Boxed, as every hyper phase: the task itself stays small.
+            Box::pin(self.watched(async {
                 let tls = match acceptor.accept(io).await {
                     Ok(s) => s,
                     Err(e) => {
@@ -440,7 +440,7 @@ impl Conn {
                 };
                 let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
                 drive(conn.into_owned(), &shutdown, None).await
-            })
+            }))
             .await;
             return;
         }
@@ -462,10 +462,8 @@ impl Conn {
                 act: self.act.clone(),
             };
             let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-            if !self
-                .watched(drive(conn.into_owned(), &shutdown, replay_read.as_deref()))
-                .await
-            {
+            let serving = Box::pin(self.watched(drive(conn.into_owned(), &shutdown, replay_read.as_deref())));
+            if !serving.await {
                 return;
             }
             let (Some(handoff), Some(parker)) = (

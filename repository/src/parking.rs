@@ -136,7 +136,8 @@ impl Parker {
         let notify = self.st.notify.clone();
         // Subscribed before the first look: a commit in between wakes it.
         let mut sub = notify.subscribe(&t.job);
-        while self.unchanged(t).await {
+        // Boxed: the look (maybe a database read) is short, the wait long.
+        while Box::pin(self.unchanged(t)).await {
             tokio::select! {
                 () = sub.changed() => {}
                 () = tokio::time::sleep_until(t.until) => return,

@@ -85,7 +85,8 @@ def wrk(url):
 def row(what, ours, ref, unit, ratio, target=None, note=""):
     rows.append({"what": what, "ours": ours, "reference": ref, "unit": unit, "ratio": ratio, "target": target, "note": note})
     ok = "" if target is None else (" ok" if ratio >= target else " MISSED")
-    log(f"{what}: ours {fmt(ours)} vs {fmt(ref)} {unit}, ratio {ratio:.2f}{'' if target is None else f' (target {target})'}{ok}")
+    log(f"{what}: ours {fmt(ours)} vs {fmt(ref)} {unit}, ratio {ratio:.2f}{'' if target is None else f' (target {target})'}{ok}"
+        f"{f' - {note}' if note else ''}")
 
 
 def fmt(v):
@@ -519,8 +520,9 @@ while metric("ukrepo_waiters") < N_WAIT:
         die(f"only {metric('ukrepo_waiters')} of {N_WAIT} waiters parked")
     time.sleep(0.1)
 during_kib = rss_kib(repo.pid)
+parked = metric("ukrepo_parked_long_polls")
 row(f"{N_WAIT} idle long-polls: server memory they cost", (during_kib - before_kib) / 1024, "-", "MiB", 1.0, None,
-    "target: <= 64 MiB")
+    f"target: <= 64 MiB ({parked} of them parked outside hyper)")
 attached = wrk(f"{URL}/job/small/build/latest")
 row(f"latest lookups per second with {N_WAIT} long-polls attached", attached, LATEST_REF, "req/s", attached / LATEST_REF, 0.5)
 with open(wimg, "wb") as f:

@@ -50,14 +50,20 @@ pub fn app(state: AppState) -> Router {
         .fallback(html::not_found)
         // Uploads stream and enforce their own limit.
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(html::error_pages))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(every_answer))
         .with_state(state)
 }
 
+/// What every answer goes through (one layer: each costs every request an
+/// allocation or two): an error page for browsers, then the headers.
+async fn every_answer(req: Request, next: Next) -> Response {
+    let wants_html = html::wants_html(&req);
+    let resp = next.run(req).await;
+    security_headers(html::error_page(wants_html, resp).await)
+}
+
 /// `nosniff` everywhere; a strict CSP on HTML.
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     let is_html = h

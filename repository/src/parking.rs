@@ -95,7 +95,7 @@ impl Parker {
     /// as the handler would take it (anything it would refuse, or decode
     /// first, is left to it).
     fn ticket(&self, target: &str) -> Option<Ticket> {
-        if self.st.shutdown.is_cancelled() {
+        if self.st.shutdown.is_cancelled() || !target.contains("wait=") {
             return None;
         }
         let uri: Uri = target.parse().ok()?;

@@ -119,8 +119,8 @@ impl AsyncRead for PlainSocket {
             }
             return r;
         }
-        let mut head = [0u8; HEAD_MAX];
-        let mut rb = ReadBuf::new(&mut head);
+        let mut head = [std::mem::MaybeUninit::<u8>::uninit(); HEAD_MAX];
+        let mut rb = ReadBuf::uninit(&mut head);
         ready!(Pin::new(socket).poll_read(cx, &mut rb))?;
         let got = rb.filled();
         match heads.parker.look(got) {

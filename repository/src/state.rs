@@ -86,9 +86,20 @@ impl ServeConfig {
     }
 }
 
-/// What every handler shares; cheap to clone.
+/// What every handler shares; cheap to clone (one reference count: it is
+/// cloned for every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The server's state, behind [`AppState`].
+pub struct Shared {
     pub db: Db,
     pub store: Arc<dyn ArtifactStore>,
     pub auth: Arc<Auth>,
@@ -184,7 +195,7 @@ impl AppState {
             },
             metrics.clone(),
         )?;
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             db,
             store,
             auth: Arc::new(auth),
@@ -200,6 +211,6 @@ impl AppState {
             store_redirect: cfg.store_redirect,
             shutdown: CancellationToken::new(),
             _lock: Arc::new(lock),
-        })
+        })))
     }
 }

@@ -7,7 +7,6 @@ use askama::Template;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use uk_wire::ErrorJson;
 
@@ -51,14 +50,16 @@ pub async fn not_found(uri: axum::http::Uri) -> crate::error::ApiError {
     crate::error::ApiError::NotFound(format!("there is no page {:?} here", uri.path()))
 }
 
-/// Middleware: a JSON error answer becomes an HTML page for browsers.
-pub async fn error_pages(req: Request, next: Next) -> Response {
-    let wants_html = req
-        .headers()
+/// Does the client (a browser) want HTML rather than JSON?
+pub fn wants_html(req: &Request) -> bool {
+    req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html") && !a.contains("application/json"));
-    let resp = next.run(req).await;
+        .is_some_and(|a| a.contains("text/html") && !a.contains("application/json"))
+}
+
+/// A JSON error answer (4xx, 5xx) as an HTML page, for a browser (`wants_html`).
+pub async fn error_page(wants_html: bool, resp: Response) -> Response {
     if !wants_html || !(resp.status().is_client_error() || resp.status().is_server_error()) {
         return resp;
     }

@@ -1,5 +1,5 @@
 //! The error page browsers get instead of a JSON error body
-//! (`html::error_pages` turns one into the other).
+//! (`html::error_page` turns one into the other).
 
 use askama::Template;
 

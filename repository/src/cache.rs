@@ -43,6 +43,9 @@ pub struct Caches {
     /// The names of all jobs (as many as the operator made), so lookups of
     /// made-up names are answered without the database.
     jobs: Mutex<Option<(std::collections::HashSet<JobName>, Instant)>>,
+    /// Held while a `latest` answer is read from the database: the crowd
+    /// of waiters a commit wakes reads it once, the rest from the cache.
+    pub refill: tokio::sync::Mutex<()>,
 }
 
 fn bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {

@@ -137,12 +137,14 @@ impl Parker {
         // Subscribed before the first look: a commit in between wakes it.
         let mut sub = notify.subscribe(&t.job);
         // Boxed: the look (maybe a database read) is short, the wait long.
+        let mut probe = [0u8; 1];
         while Box::pin(self.unchanged(t)).await {
             tokio::select! {
                 () = sub.changed() => {}
                 () = tokio::time::sleep_until(t.until) => return,
                 () = self.st.shutdown.cancelled() => return,
-                _ = socket.readable() => return,
+                // Bytes or the end of the stream (not a stale readiness).
+                _ = socket.peek(&mut probe) => return,
             }
         }
     }

@@ -21,7 +21,6 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::io;
-use std::num::NonZeroU64;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -73,10 +72,12 @@ impl Sending {
     }
 
     /// The body of a response that sends `len` bytes of `file` from `start`.
+    ///
+    /// Each `sendfile` runs on the runtime's thread, as nginx runs it on its
+    /// worker: from the page cache (an artifact just uploaded or already
+    /// fetched is there; the kernel reads ahead of a sequential send) it
+    /// never waits; a cold artifact waits for the disk a read at a time.
     pub fn body(self: &Arc<Self>, file: fs::File, start: u64, len: u64) -> FileBody {
-        // Page-cache read-ahead for the whole range, started now and done by
-        // the kernel: a `sendfile` then rarely waits for the disk.
-        let _ = rustix::fs::fadvise(&file, start, NonZeroU64::new(len), rustix::fs::Advice::WillNeed);
         FileBody {
             sending: self.clone(),
             job: Some(Job {

@@ -48,6 +48,12 @@ pub(crate) async fn cached_latest(
     if let Some(v) = st.caches.latest(job, platform, generation) {
         return Ok(v);
     }
+    // One read at a time; whoever waited finds it cached.
+    let _refill = st.caches.refill.lock().await;
+    let generation = st.notify.generation(job);
+    if let Some(v) = st.caches.latest(job, platform, generation) {
+        return Ok(v);
+    }
     let (j, p) = (job.clone(), platform.clone());
     let row = st.db.read(move |c| builds::latest(c, &j, p.as_ref())).await?;
     let v = row.map(|r| (r.uuid, r.main_file().map(|f| f.sha256)));

@@ -326,7 +326,9 @@ fn pipelined_downloads_on_one_connection_each_get_their_own_bytes() {
     }
     let (pa, pb) = (&paths[0], &paths[1]);
     let host = s.addr();
-    let requests: Vec<(&str, &String, Option<&str>, Vec<u8>, u16)> = vec![
+    // (method, path, range, the body expected, the status expected)
+    type Ask<'a> = (&'a str, &'a String, Option<&'a str>, Vec<u8>, u16);
+    let requests: Vec<Ask> = vec![
         ("GET", pa, None, a.clone(), 200),
         ("HEAD", pb, None, vec![], 200),
         ("GET", pb, Some("bytes=70000-250000"), b[70_000..=250_000].to_vec(), 206),

@@ -43,9 +43,20 @@ pub struct Caches {
     /// The names of all jobs (as many as the operator made), so lookups of
     /// made-up names are answered without the database.
     jobs: Mutex<Option<(std::collections::HashSet<JobName>, Instant)>>,
-    /// Held while a `latest` answer is read from the database: the crowd
-    /// of waiters a commit wakes reads it once, the rest from the cache.
-    pub refill: tokio::sync::Mutex<()>,
+    /// One is held while a `latest` answer is read from the database: the
+    /// crowd of waiters a commit wakes reads it once, the rest from the
+    /// cache. Chosen by job, so other jobs' reads run alongside.
+    refills: Refills,
+}
+
+const REFILL_LOCKS: usize = 64;
+
+struct Refills([tokio::sync::Mutex<()>; REFILL_LOCKS]);
+
+impl Default for Refills {
+    fn default() -> Refills {
+        Refills(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
 }
 
 fn bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
@@ -55,6 +66,13 @@ fn bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
 }
 
 impl Caches {
+    /// The lock that serialises reads of `job`'s latest build.
+    pub fn refill(&self, job: &JobName) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(job);
+        &self.refills.0[(h % REFILL_LOCKS as u64) as usize]
+    }
+
     pub fn latest(&self, job: &JobName, platform: &Option<PlatformName>, generation: u64) -> Option<Latest> {
         let map = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         map.get(job)?

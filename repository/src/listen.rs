@@ -131,6 +131,22 @@ impl Activity {
     }
 }
 
+/// Counts a parked long-poll (`ukrepo_parked_long_polls`) while it lives.
+struct Parked<'a>(&'a Metrics);
+
+impl Parked<'_> {
+    fn count(m: &Metrics) -> Parked<'_> {
+        m.parked.fetch_add(1, Ordering::Relaxed);
+        Parked(m)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.parked.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Counts a request while its response is being produced and sent.
 pub struct Inflight(Arc<Activity>);
 
@@ -472,10 +488,10 @@ impl Conn {
             ) else {
                 return;
             };
-            let metrics = &self.limits.metrics;
-            metrics.parked.fetch_add(1, Ordering::Relaxed);
-            parker.wait(&handoff.ticket, &handoff.socket).await;
-            metrics.parked.fetch_sub(1, Ordering::Relaxed);
+            {
+                let _counted = Parked::count(&self.limits.metrics);
+                parker.wait(&handoff.ticket, &handoff.socket).await;
+            }
             self.act.idle_since.store(now_ms(), Ordering::Relaxed);
             (socket, unread, parked) = (handoff.socket, handoff.head, Some(ParkedUntil(handoff.ticket.until)));
         }

@@ -136,9 +136,17 @@ impl Parker {
         let notify = self.st.notify.clone();
         // Subscribed before the first look: a commit in between wakes it.
         let mut sub = notify.subscribe(&t.job);
-        // Boxed: the look (maybe a database read) is short, the wait long.
         let mut probe = [0u8; 1];
-        while Box::pin(self.unchanged(t)).await {
+        loop {
+            // Boxed: the look (maybe a database read) is short, the wait long.
+            let unchanged = tokio::select! {
+                u = Box::pin(self.unchanged(t)) => u,
+                () = tokio::time::sleep_until(t.until) => false,
+                () = self.st.shutdown.cancelled() => false,
+            };
+            if !unchanged {
+                return;
+            }
             tokio::select! {
                 () = sub.changed() => {}
                 () = tokio::time::sleep_until(t.until) => return,

@@ -118,7 +118,7 @@ impl http_body::Body for FileBody {
         if self.left == 0 {
             return Poll::Ready(None);
         }
-        let n = FRAME.min(self.left as usize);
+        let n = self.left.min(FRAME as u64) as usize;
         self.left -= n as u64;
         Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&MARK[..n])))))
     }
@@ -167,6 +167,7 @@ impl Sending {
                 }
                 // `try_io` cleared the readiness: wait for it again.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }

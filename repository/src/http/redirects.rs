@@ -49,7 +49,7 @@ pub(crate) async fn cached_latest(
         return Ok(v);
     }
     // One read at a time; whoever waited finds it cached.
-    let _refill = st.caches.refill.lock().await;
+    let _refill = st.caches.refill(job).lock().await;
     let generation = st.notify.generation(job);
     if let Some(v) = st.caches.latest(job, platform, generation) {
         return Ok(v);

@@ -382,7 +382,7 @@ impl Conn {
             self.act.clone(),
             self.limits.metrics.clone(),
         );
-        let parked = Arc::new(std::sync::Mutex::new(parked));
+        let parked = parked.map(|p| Arc::new(std::sync::Mutex::new(Some(p))));
         let svc = tower::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
             act.inflight.fetch_add(1, Ordering::Relaxed);
             inc(&metrics.requests);
@@ -392,10 +392,13 @@ impl Conn {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             if let Some(s) = &sending
                 && matches!(req.version(), Version::HTTP_10 | Version::HTTP_11)
+                && crate::http::files::may_send_a_file(req.uri().path())
             {
                 req.extensions_mut().insert(s.clone());
             }
-            if let Some((until, read)) = parked.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(p) = &parked
+                && let Some((until, read)) = p.lock().unwrap_or_else(|e| e.into_inner()).take()
+            {
                 req.extensions_mut().insert(until);
                 read.notify_one();
             }

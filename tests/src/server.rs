@@ -314,3 +314,30 @@ pub fn upload_multipart(base: &str, job: &str, query: &str, parts: &[(&str, Opti
 pub fn sha256_hex(bytes: &[u8]) -> String {
     uk_digest::hash_reader(bytes).unwrap().0.to_string()
 }
+
+/// One HTTP/1.1 response read from a raw connection (for tests that write
+/// requests themselves: pipelining, kept-alive connections): its status,
+/// its headers (names lower-cased) and the body its `Content-Length` says
+/// (none after a `HEAD`).
+pub fn read_response(r: &mut impl std::io::BufRead, head: bool) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok());
+    let status = status.unwrap_or_else(|| panic!("status line {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        let Some((k, v)) = h.trim_end().split_once(':') else {
+            break;
+        };
+        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; if head { 0 } else { len }];
+    r.read_exact(&mut body).unwrap();
+    (status, headers, body)
+}

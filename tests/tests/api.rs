@@ -274,37 +274,6 @@ fn html_for_browsers_json_errors_for_clients() {
     assert_eq!(e.json()["error"], "no job \"nope\"");
 }
 
-/// Reads one HTTP/1.1 response (status, headers lower-cased, body of its
-/// `Content-Length`; none for a `HEAD`) from a raw connection.
-fn read_response(r: &mut impl std::io::BufRead, head: bool) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let status: u16 = line
-        .split(' ')
-        .nth(1)
-        .unwrap_or_else(|| panic!("status line {line:?}"))
-        .parse()
-        .unwrap();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).unwrap();
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':').unwrap();
-        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0; if head { 0 } else { len }];
-    r.read_exact(&mut body).unwrap();
-    (status, headers, body)
-}
-
 /// Large artifacts go out with sendfile on plain HTTP/1 connections: many
 /// responses, pipelined on one keep-alive connection (a `HEAD` among them,
 /// ranges, two files, small and large), each carry exactly their own bytes.

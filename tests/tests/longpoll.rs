@@ -25,28 +25,28 @@ fn parked(url: &str) -> usize {
     gauge(url, "ukrepo_parked_long_polls")
 }
 
-/// Reads one response (status and headers) of a body-less answer.
+/// Status and headers of a body-less answer.
 fn response(r: &mut impl std::io::BufRead) -> (u16, Vec<(String, String)>) {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok());
-    let status = status.unwrap_or_else(|| panic!("status line {line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).unwrap();
-        let Some((k, v)) = h.trim_end().split_once(':') else {
-            break;
-        };
-        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).unwrap();
+    let (status, headers, _) = read_response(r, false);
     (status, headers)
+}
+
+/// A server with user `ci` and one build of job `web` (image `v1`), the
+/// `Authorization` header, and the build's image sha256 and id.
+fn one_build() -> (Server, String, String, String) {
+    let s = start();
+    s.add_user("ci", "pw", true);
+    let auth = basic("ci", "pw");
+    let v1 = upload_raw(&s.url, "web", "x.hvt", b"v1", Some(&auth), &[]).json();
+    let sha1 = v1["main_binary_file"]["sha256"].as_str().unwrap().to_owned();
+    let uuid1 = v1["uuid"].as_str().unwrap().to_owned();
+    (s, auth, sha1, uuid1)
+}
+
+/// A raw connection: its writing half and a reader.
+fn connect(host: &str) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    let conn = std::net::TcpStream::connect(host).unwrap();
+    (conn.try_clone().unwrap(), std::io::BufReader::new(conn))
 }
 
 fn location(headers: &[(String, String)]) -> &str {
@@ -222,16 +222,9 @@ fn a_new_build_of_the_same_image_wakes_a_waiter_on_the_build_id() {
 /// is a 304, not earlier than its wait.
 #[test]
 fn a_long_poll_on_a_kept_alive_connection_is_parked_and_the_connection_goes_on() {
-    use std::io::BufReader;
-    let s = start();
-    s.add_user("ci", "pw", true);
-    let auth = basic("ci", "pw");
-    let v1 = upload_raw(&s.url, "web", "x.hvt", b"v1", Some(&auth), &[]).json();
-    let sha1 = v1["main_binary_file"]["sha256"].as_str().unwrap().to_owned();
+    let (s, auth, sha1, uuid1) = one_build();
     let host = s.addr().to_owned();
-    let conn = std::net::TcpStream::connect(&host).unwrap();
-    let mut w = conn.try_clone().unwrap();
-    let mut r = BufReader::new(conn);
+    let (mut w, mut r) = connect(&host);
     let mut send = |target: &str| {
         w.write_all(format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
             .unwrap()
@@ -239,10 +232,7 @@ fn a_long_poll_on_a_kept_alive_connection_is_parked_and_the_connection_goes_on()
 
     send("/job/web/build/latest");
     let (st, h) = response(&mut r);
-    assert_eq!(
-        (st, location(&h)),
-        (307, format!("/job/web/build/{}", v1["uuid"].as_str().unwrap()).as_str())
-    );
+    assert_eq!((st, location(&h)), (307, format!("/job/web/build/{uuid1}").as_str()));
     send(&format!("/job/web/build/latest/f/bin/x.hvt?wait=60&current={sha1}"));
     wait_for("the long-poll to be parked", Duration::from_secs(10), || {
         parked(&s.url) == 1 && waiters(&s.url) == 1
@@ -285,12 +275,7 @@ fn a_long_poll_on_a_kept_alive_connection_is_parked_and_the_connection_goes_on()
 /// still answered by the commit.
 #[test]
 fn a_parked_client_that_leaves_is_freed_and_an_upload_connection_is_not_parked() {
-    use std::io::BufReader;
-    let s = start();
-    s.add_user("ci", "pw", true);
-    let auth = basic("ci", "pw");
-    let v1 = upload_raw(&s.url, "web", "x.hvt", b"v1", Some(&auth), &[]).json();
-    let sha1 = v1["main_binary_file"]["sha256"].as_str().unwrap().to_owned();
+    let (s, auth, sha1, _) = one_build();
     let host = s.addr().to_owned();
     let poll = format!("GET /job/web/build/latest?wait=60&current={sha1} HTTP/1.1\r\nHost: {host}\r\n\r\n");
 
@@ -305,9 +290,7 @@ fn a_parked_client_that_leaves_is_freed_and_an_upload_connection_is_not_parked()
     });
 
     // An upload, then a long-poll, on one connection.
-    let conn = std::net::TcpStream::connect(&host).unwrap();
-    let mut w = conn.try_clone().unwrap();
-    let mut r = BufReader::new(conn);
+    let (mut w, mut r) = connect(&host);
     w.write_all(
         format!(
             "POST /job/web/platform/debian-12/upload?binary_name=x.hvt HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nContent-Length: 2\r\n\r\nv1"

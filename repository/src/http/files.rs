@@ -27,6 +27,13 @@ use crate::state::AppState;
 /// The connection's sendfile queue (plain HTTP/1 connections, `listen.rs`).
 type Zc = Option<Extension<Arc<Sending>>>;
 
+/// Could `path` be one of the routes here (that answer with a file)? Only
+/// their requests get the connection's sendfile queue (an extension costs
+/// every request an allocation).
+pub fn may_send_a_file(path: &str) -> bool {
+    path.contains("/f/") || path.contains("/console") || path.contains("/script")
+}
+
 /// `GET /job/{job}/build/{uuid}/f/{path…}`
 pub async fn artifact(
     State(st): State<AppState>,

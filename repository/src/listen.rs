@@ -12,6 +12,11 @@
 //! A watchdog per connection enforces the timeouts; it sleeps until the
 //! next deadline, so idle connections cost no CPU. Shutdown stops
 //! accepting, lets running requests finish for a few seconds, then closes.
+//!
+//! A plain connection's socket is `plain.rs`'s: it sends artifact bodies
+//! with sendfile, and hands a waiting long-poll out of hyper to wait
+//! parked (`parking.rs`); the connection then goes on with a new hyper
+//! connection on the same socket.
 
 use std::future::Future;
 use std::net::SocketAddr;

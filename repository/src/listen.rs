@@ -397,7 +397,6 @@ impl Conn {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             if let Some(s) = &sending
                 && matches!(req.version(), Version::HTTP_10 | Version::HTTP_11)
-                && crate::http::files::may_send_a_file(req.uri().path())
             {
                 req.extensions_mut().insert(s.clone());
             }

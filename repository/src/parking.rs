@@ -80,11 +80,10 @@ impl Parker {
         }
         let parkable = req.method == Some("GET")
             && req.version == Some(1)
-            && !req.headers.iter().any(|h| {
-                ["expect", "upgrade", "content-length"]
-                    .iter()
-                    .any(|n| h.name.eq_ignore_ascii_case(n))
-            });
+            && !req
+                .headers
+                .iter()
+                .any(|h| ["expect", "upgrade"].iter().any(|n| h.name.eq_ignore_ascii_case(n)));
         match req.path.filter(|_| parkable).and_then(|p| self.ticket(p)) {
             Some(t) => Look::Park(t),
             None => Look::Whole,

@@ -115,8 +115,7 @@ fn stream_file(file: fs::File, len: u64) -> BoxStream<'static, io::Result<Bytes>
 }
 
 /// Where artifact bytes live. Methods block (call them off the async
-/// runtime), except `get`, which opens and leaves the reading to a task of
-/// the runtime; the bytes of `get` stream.
+/// runtime), except `get`, which only opens; the bytes of `get` stream.
 pub trait ArtifactStore: Send + Sync + 'static {
     /// A new staging file; write the bytes, then [`AtomicFile::finish`].
     fn begin(&self) -> io::Result<AtomicFile>;
@@ -125,9 +124,9 @@ pub trait ArtifactStore: Send + Sync + 'static {
     /// is dropped) and counts as new again for the blob collector's grace
     /// period, so a collector never takes it from under a commit.
     fn put(&self, staged: Staged) -> io::Result<bool>;
-    /// The bytes `[start, start+len)` of an artifact, or all of it.
-    /// Call it within the server's runtime (the local store's stream is
-    /// fed by a task of it); from async code use [`ArtifactStore::get_async`].
+    /// The bytes `[start, start+len)` of an artifact, or all of it (their
+    /// stream, [`ArtifactBody::into_stream`], is fed by a task of the
+    /// runtime); from async code use [`ArtifactStore::get_async`].
     fn get(&self, sha: &Sha256, range: Option<(u64, u64)>) -> io::Result<Option<ArtifactBody>>;
     fn exists(&self, sha: &Sha256) -> io::Result<bool>;
     fn delete(&self, sha: &Sha256) -> io::Result<()>;

@@ -162,6 +162,8 @@ fn two_thousand_idle_waiters_cost_under_50_mib_and_one_upload_wakes_them_all() {
         conns.push(c);
     }
     wait_for("2000 parked waiters", Duration::from_secs(60), || waiters(&url) == N);
+    // Each waits outside hyper, with only its socket and request head.
+    assert_eq!(parked(&url), N);
     let during = rss_kib(server.id());
     let grown = during.saturating_sub(before);
 

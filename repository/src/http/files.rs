@@ -7,10 +7,10 @@
 //! `serve --store-redirect` (an S3 store) the answer is instead a 307 to a
 //! presigned URL of the object, valid for minutes: the store sends the bytes.
 
-use axum::body::Body;
 use std::sync::Arc;
 
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,13 +26,6 @@ use crate::state::AppState;
 
 /// The connection's sendfile queue (plain HTTP/1 connections, `listen.rs`).
 type Zc = Option<Extension<Arc<Sending>>>;
-
-/// Could `path` be one of the routes here (that answer with a file)? Only
-/// their requests get the connection's sendfile queue (an extension costs
-/// every request an allocation).
-pub fn may_send_a_file(path: &str) -> bool {
-    path.contains("/f/") || path.contains("/console") || path.contains("/script")
-}
 
 /// `GET /job/{job}/build/{uuid}/f/{path…}`
 pub async fn artifact(

@@ -51,6 +51,20 @@ impl Logged {
     }
 }
 
+/// Writes one request's line.
+pub fn line(method: &Method, path: &str, status: StatusCode, bytes: u64, ms: u64, peer: SocketAddr) {
+    tracing::info!(
+        target: "access",
+        method = %method,
+        path = %path,
+        status = status.as_u16(),
+        bytes,
+        ms,
+        peer = %peer,
+        "request"
+    );
+}
+
 struct Counted {
     inner: Body,
     sent: u64,
@@ -61,15 +75,13 @@ struct Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         if let Some((l, status)) = self.line.take() {
-            tracing::info!(
-                target: "access",
-                method = %l.method,
-                path = %l.uri.path(),
-                status = status.as_u16(),
-                bytes = self.sent,
-                ms = l.start.elapsed().as_millis() as u64,
-                peer = %l.peer,
-                "request"
+            line(
+                &l.method,
+                l.uri.path(),
+                status,
+                self.sent,
+                l.start.elapsed().as_millis() as u64,
+                l.peer,
             );
         }
     }

@@ -134,6 +134,12 @@ impl Activity {
     pub fn busy(&self) -> bool {
         self.inflight.load(Ordering::Relaxed) > 0
     }
+
+    /// A request was answered outside hyper (`plain.rs`): the connection
+    /// is idle from now, as after any response.
+    pub fn answered(&self) {
+        self.idle_since.store(now_ms(), Ordering::Relaxed);
+    }
 }
 
 /// Counts a parked long-poll (`ukrepo_parked_long_polls`) while it lives.
@@ -476,7 +482,7 @@ impl Conn {
                 .limits
                 .parking
                 .clone()
-                .map(|p| Heads::new(p, self.act.clone(), slot.clone()));
+                .map(|p| Heads::new(p, self.act.clone(), self.peer, slot.clone()));
             let plain = PlainSocket::new(socket, unread, heads);
             let replay_read = parked.map(|_| Arc::new(tokio::sync::Notify::new()));
             let svc = self.service(Some(plain.sending()), parked.take().zip(replay_read.clone()));

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub connections_closed_stalled: AtomicU64,
     /// A gauge: long-polls parked outside hyper now (`parking.rs`).
     pub parked: AtomicU64,
+    /// `latest` lookups answered from memory, outside hyper (`parking.rs`).
+    pub latest_from_memory: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -29,7 +31,7 @@ impl Metrics {
     /// The text format; `gauges` are current values owned elsewhere.
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut s = String::new();
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: [(&str, &str, &AtomicU64); 9] = [
             ("ukrepo_requests_total", "requests answered", &self.requests),
             (
                 "ukrepo_password_checks_total",
@@ -61,6 +63,11 @@ impl Metrics {
                 "ukrepo_connections_closed_stalled_total",
                 "connections closed because the client stopped reading",
                 &self.connections_closed_stalled,
+            ),
+            (
+                "ukrepo_latest_from_memory_total",
+                "latest lookups answered from memory, outside hyper (also counted in ukrepo_requests_total)",
+                &self.latest_from_memory,
             ),
         ];
         for (name, help, c) in counters {

@@ -6,7 +6,9 @@
 //!   takes a long-poll that would only wait out of hyper's hands
 //!   (`parking.rs`): hyper reads the end of the stream instead, and when
 //!   hyper lets go of the socket, the socket and the head go to the
-//!   connection's [`Handoff`].
+//!   connection's [`Handoff`];
+//! - a `latest` lookup the caches can answer (`parking.rs`) it answers
+//!   itself, and reads on: hyper never sees that request.
 //!
 //! A head can only be taken while hyper holds none of the connection's
 //! bytes: every earlier request came alone in its read (one complete
@@ -15,6 +17,7 @@
 //! several pieces) is read straight through from then on.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -44,6 +47,7 @@ pub type HandoffSlot = Arc<Mutex<Option<Handoff>>>;
 pub struct Heads {
     parker: Parker,
     act: Arc<Activity>,
+    peer: SocketAddr,
     slot: HandoffSlot,
     /// hyper holds none of the connection's bytes between requests.
     clean: bool,
@@ -51,10 +55,11 @@ pub struct Heads {
 }
 
 impl Heads {
-    pub fn new(parker: Parker, act: Arc<Activity>, slot: HandoffSlot) -> Heads {
+    pub fn new(parker: Parker, act: Arc<Activity>, peer: SocketAddr, slot: HandoffSlot) -> Heads {
         Heads {
             parker,
             act,
+            peer,
             slot,
             clean: true,
             taken: None,
@@ -69,6 +74,9 @@ pub struct PlainSocket {
     /// Bytes read that hyper has not taken yet (a replayed head, or the
     /// rest of a read larger than hyper's buffer).
     unread: Bytes,
+    /// The unsent rest of an answer written from memory; it goes out before
+    /// anything else is read or written.
+    answer: Bytes,
     heads: Option<Heads>,
 }
 
@@ -79,8 +87,22 @@ impl PlainSocket {
             socket: Some(socket),
             sending: Arc::default(),
             unread,
+            answer: Bytes::new(),
             heads,
         }
+    }
+
+    /// Sends the rest of an answer written from memory, if any.
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.answer.is_empty() {
+            let socket = self.socket.as_mut().expect("the socket stays until drop");
+            let n = ready!(Pin::new(socket).poll_write(cx, &self.answer))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let _ = self.answer.split_to(n);
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// What this connection's responses queue their files on.
@@ -101,36 +123,49 @@ impl AsyncRead for PlainSocket {
             buf.put_slice(&this.unread.split_to(n));
             return Poll::Ready(Ok(()));
         }
-        let socket = this.socket.as_mut().expect("the socket stays until drop");
-        let Some(heads) = this.heads.as_mut().filter(|h| h.clean) else {
-            return Pin::new(socket).poll_read(cx, buf);
-        };
-        if heads.taken.is_some() {
-            // hyper sees the end of the stream; the request is parked.
-            return Poll::Ready(Ok(()));
-        }
-        if heads.act.busy() {
-            // hyper looks for the end of the stream while it answers: bytes
-            // now are a pipelined request or a body.
-            let before = buf.filled().len();
-            let r = Pin::new(socket).poll_read(cx, buf);
-            if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-                heads.clean = false;
-            }
-            return r;
-        }
-        let mut head = [std::mem::MaybeUninit::<u8>::uninit(); HEAD_MAX];
-        let mut rb = ReadBuf::uninit(&mut head);
-        ready!(Pin::new(socket).poll_read(cx, &mut rb))?;
-        let got = rb.filled();
-        match heads.parker.look(got) {
-            Look::Park(ticket) => {
-                heads.taken = Some((Bytes::copy_from_slice(got), ticket));
+        let mut head = [0u8; HEAD_MAX];
+        // Each turn answers one lookup from memory; the socket's read
+        // budget (tokio's) ends a long run of them.
+        let got = loop {
+            ready!(this.poll_answer(cx))?;
+            let socket = this.socket.as_mut().expect("the socket stays until drop");
+            let Some(heads) = this.heads.as_mut().filter(|h| h.clean) else {
+                return Pin::new(socket).poll_read(cx, buf);
+            };
+            if heads.taken.is_some() {
+                // hyper sees the end of the stream; the request is parked.
                 return Poll::Ready(Ok(()));
             }
-            Look::Whole => {}
-            Look::Other => heads.clean = false,
-        }
+            if heads.act.busy() {
+                // hyper looks for the end of the stream while it answers: bytes
+                // now are a pipelined request or a body.
+                let before = buf.filled().len();
+                let r = Pin::new(socket).poll_read(cx, buf);
+                if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                    heads.clean = false;
+                }
+                return r;
+            }
+            let mut rb = ReadBuf::new(&mut head);
+            ready!(Pin::new(socket).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            match heads.parker.look(rb.filled(), heads.peer) {
+                Look::Park(ticket) => {
+                    heads.taken = Some((Bytes::copy_from_slice(rb.filled()), ticket));
+                    return Poll::Ready(Ok(()));
+                }
+                Look::Answer(answer) => {
+                    heads.act.answered();
+                    this.answer = answer;
+                }
+                Look::Whole => break n,
+                Look::Other => {
+                    heads.clean = false;
+                    break n;
+                }
+            }
+        };
+        let got = &head[..got];
         let n = buf.remaining().min(got.len());
         buf.put_slice(&got[..n]);
         if n < got.len() {
@@ -142,6 +177,7 @@ impl AsyncRead for PlainSocket {
 
 impl AsyncWrite for PlainSocket {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_answer(cx))?;
         if is_mark(buf) {
             let this = &mut *self;
             return this
@@ -156,6 +192,7 @@ impl AsyncWrite for PlainSocket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        ready!(self.poll_answer(cx))?;
         let first = bufs.iter().position(|b| !b.is_empty()).unwrap_or(bufs.len());
         let bufs = &bufs[first..];
         match bufs.first() {
@@ -178,10 +215,12 @@ impl AsyncWrite for PlainSocket {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_answer(cx))?;
         Pin::new(self.socket()).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_answer(cx))?;
         if self.heads.as_ref().is_some_and(|h| h.taken.is_some()) {
             // hyper is done with a connection whose request is parked: the
             // socket stays open for the answer.

@@ -313,3 +313,72 @@ fn a_parked_client_that_leaves_is_freed_and_an_upload_connection_is_not_parked()
     let uuid2 = v2.json()["uuid"].as_str().unwrap().to_owned();
     assert_eq!((st, location(&h)), (307, format!("/job/web/build/{uuid2}").as_str()));
 }
+
+/// A plain `latest` lookup whose answer the caches hold is answered from
+/// memory, outside hyper (`repository/src/parking.rs`): the same 307 and
+/// headers as the handler's, counted, and never stale after a new build.
+#[test]
+fn a_lookup_answered_from_memory_is_the_handlers_answer_and_follows_a_new_build() {
+    let (s, auth, _, uuid1) = one_build();
+    let host = s.addr().to_owned();
+    let (mut w, mut r) = connect(&host);
+    let get = |target: &str, extra: &str| format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n");
+    let mut send = |head: String| w.write_all(head.as_bytes()).unwrap();
+    let from_memory = || gauge(&s.url, "ukrepo_latest_from_memory_total");
+    let without_date = |mut h: Vec<(String, String)>| {
+        h.retain(|(k, _)| k != "date");
+        h.sort();
+        h
+    };
+
+    // The first lookup after a commit fills the cache (through hyper).
+    send(get("/job/web/build/latest", ""));
+    let (st, by_handler) = response(&mut r);
+    assert_eq!(
+        (st, location(&by_handler)),
+        (307, format!("/job/web/build/{uuid1}").as_str())
+    );
+    assert_eq!(from_memory(), 0);
+    let requests = gauge(&s.url, "ukrepo_requests_total");
+    send(get("/job/web/build/latest", ""));
+    let (st, by_memory) = response(&mut r);
+    assert_eq!(from_memory(), 1);
+    assert_eq!(
+        gauge(&s.url, "ukrepo_requests_total"),
+        requests + 3,
+        "the lookup is counted with the two metrics requests"
+    );
+    assert_eq!(st, 307);
+    assert!(by_memory.iter().any(|(k, _)| k == "date"), "{by_memory:?}");
+    assert_eq!(without_date(by_memory), without_date(by_handler.clone()));
+
+    // With a platform, the same; with anything the handler would treat
+    // otherwise (a Connection header, a HEAD), hyper answers.
+    send(get("/job/web/build/latest?platform=debian-12", ""));
+    assert_eq!(location(&response(&mut r).1), format!("/job/web/build/{uuid1}"));
+    send(get("/job/web/build/latest?platform=debian-12", ""));
+    assert_eq!(location(&response(&mut r).1), format!("/job/web/build/{uuid1}"));
+    assert_eq!(from_memory(), 2);
+    send(get("/job/web/build/latest", "Connection: keep-alive\r\n"));
+    let (st, h) = response(&mut r);
+    assert_eq!((st, without_date(h)), (307, without_date(by_handler)));
+    assert_eq!(from_memory(), 2);
+
+    // A new build: the next lookup on the same connection sees it at once.
+    let v2 = upload_raw(&s.url, "web", "x.hvt", b"v2", Some(&auth), &[]);
+    assert_eq!(v2.status, 201);
+    let uuid2 = v2.json()["uuid"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        send(get("/job/web/build/latest", ""));
+        let (st, h) = response(&mut r);
+        assert_eq!((st, location(&h)), (307, format!("/job/web/build/{uuid2}").as_str()));
+    }
+    assert_eq!(from_memory(), 3);
+
+    // Two lookups in one read are hyper's (pipelining); both are answered.
+    send(get("/job/web/build/latest", "").repeat(2));
+    for _ in 0..2 {
+        let (st, h) = response(&mut r);
+        assert_eq!((st, location(&h)), (307, format!("/job/web/build/{uuid2}").as_str()));
+    }
+}

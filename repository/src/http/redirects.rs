@@ -41,12 +41,11 @@ pub(crate) async fn cached_latest(
     job: &JobName,
     platform: &Option<PlatformName>,
 ) -> Result<Latest, ApiError> {
+    if let Some(v) = latest_in_memory(st, job, platform) {
+        return Ok(v);
+    }
     if !job_known(st, job).await? {
         return Ok(None);
-    }
-    let generation = st.notify.generation(job);
-    if let Some(v) = st.caches.latest(job, platform, generation) {
-        return Ok(v);
     }
     // One read at a time; whoever waited finds it cached.
     let _refill = st.caches.refill(job).lock().await;
@@ -61,6 +60,19 @@ pub(crate) async fn cached_latest(
         st.caches.put_latest(job, platform, generation, v);
     }
     Ok(v)
+}
+
+/// [`cached_latest`]'s answer when the caches have it (no database read).
+pub(crate) fn latest_in_memory(st: &AppState, job: &JobName, platform: &Option<PlatformName>) -> Option<Latest> {
+    match st.caches.job_known(job)? {
+        false => Some(None),
+        true => st.caches.latest(job, platform, st.notify.generation(job)),
+    }
+}
+
+/// Where `latest` sends a client: the build's page.
+pub(crate) fn build_location(job: &JobName, uuid: &impl std::fmt::Display) -> String {
+    format!("/job/{job}/build/{uuid}")
 }
 
 /// What a long-polling client already has.
@@ -143,7 +155,7 @@ async fn latest_uuid(
     let found = wait_for(&st.notify, &st.shutdown, &job, wait, || async {
         Ok::<_, ApiError>(match cached_latest(st, &job, &platform).await? {
             Some((uuid, sha)) if wait.is_none() || current.is_none_or(|c| !c.is(&uuid, sha.as_ref())) => {
-                Some(format!("/job/{job}/build/{uuid}"))
+                Some(build_location(&job, &uuid))
             }
             _ => None,
         })

@@ -130,6 +130,15 @@ pub struct Activity {
 }
 
 impl Activity {
+    /// A connection just opened: idle, nothing in flight.
+    pub(crate) fn new() -> Activity {
+        Activity {
+            inflight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(now_ms()),
+            blocked_since: AtomicU64::new(0),
+        }
+    }
+
     /// Is a request being answered?
     pub fn busy(&self) -> bool {
         self.inflight.load(Ordering::Relaxed) > 0
@@ -300,11 +309,7 @@ pub async fn serve(
         };
         inc(&limits.metrics.connections_accepted);
         let _ = stream.set_nodelay(true);
-        let act = Arc::new(Activity {
-            inflight: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(now_ms()),
-            blocked_since: AtomicU64::new(0),
-        });
+        let act = Arc::new(Activity::new());
         let (app, builder, watcher, tls, limits) = (
             app.clone(),
             builder.clone(),

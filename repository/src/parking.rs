@@ -80,8 +80,9 @@ impl Parker {
         Parker { st }
     }
 
-    /// What `bytes` (one read from an idle connection of `peer`) hold.
-    pub fn look(&self, bytes: &[u8], peer: SocketAddr) -> Look {
+    /// What `bytes` (one read from an idle connection of `peer`) hold; a
+    /// lookup is only answered from memory when `may_answer`.
+    pub fn look(&self, bytes: &[u8], peer: SocketAddr, may_answer: bool) -> Look {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(bytes) {
@@ -110,7 +111,8 @@ impl Parker {
         // `Connection: close` (or anything else said about the connection)
         // is hyper's to handle.
         let closing = req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("connection"));
-        match self.answer(target).filter(|_| !closing) {
+        match (may_answer && !closing).then(|| self.answer(target)).flatten() {
+            // Logged and counted when taken: the socket sends it next.
             Some(answer) => {
                 inc(&self.st.metrics.requests);
                 inc(&self.st.metrics.latest_from_memory);

@@ -77,6 +77,10 @@ pub struct PlainSocket {
     /// The unsent rest of an answer written from memory; it goes out before
     /// anything else is read or written.
     answer: Bytes,
+    /// hyper was given a request and may still hold bytes of its answer: set
+    /// when hyper reads, cleared when hyper flushes (it only flushes the
+    /// socket once its own buffer is empty) with no request in flight.
+    owed: bool,
     heads: Option<Heads>,
 }
 
@@ -88,6 +92,7 @@ impl PlainSocket {
             sending: Arc::default(),
             unread,
             answer: Bytes::new(),
+            owed: false,
             heads,
         }
     }
@@ -121,12 +126,12 @@ impl AsyncRead for PlainSocket {
         if !this.unread.is_empty() {
             let n = buf.remaining().min(this.unread.len());
             buf.put_slice(&this.unread.split_to(n));
+            this.owed = true;
             return Poll::Ready(Ok(()));
         }
-        let mut head = [0u8; HEAD_MAX];
         // Each turn answers one lookup from memory; the socket's read
         // budget (tokio's) ends a long run of them.
-        let got = loop {
+        loop {
             ready!(this.poll_answer(cx))?;
             let socket = this.socket.as_mut().expect("the socket stays until drop");
             let Some(heads) = this.heads.as_mut().filter(|h| h.clean) else {
@@ -146,32 +151,32 @@ impl AsyncRead for PlainSocket {
                 }
                 return r;
             }
-            let mut rb = ReadBuf::new(&mut head);
+            let mut head = [std::mem::MaybeUninit::<u8>::uninit(); HEAD_MAX];
+            let mut rb = ReadBuf::uninit(&mut head);
             ready!(Pin::new(socket).poll_read(cx, &mut rb))?;
-            let n = rb.filled().len();
-            match heads.parker.look(rb.filled(), heads.peer) {
+            let got = rb.filled();
+            // Only once hyper has sent all it owes may bytes of ours go out.
+            match heads.parker.look(got, heads.peer, !this.owed) {
                 Look::Park(ticket) => {
-                    heads.taken = Some((Bytes::copy_from_slice(rb.filled()), ticket));
+                    heads.taken = Some((Bytes::copy_from_slice(got), ticket));
                     return Poll::Ready(Ok(()));
                 }
                 Look::Answer(answer) => {
                     heads.act.answered();
                     this.answer = answer;
+                    continue;
                 }
-                Look::Whole => break n,
-                Look::Other => {
-                    heads.clean = false;
-                    break n;
-                }
+                Look::Whole => {}
+                Look::Other => heads.clean = false,
             }
-        };
-        let got = &head[..got];
-        let n = buf.remaining().min(got.len());
-        buf.put_slice(&got[..n]);
-        if n < got.len() {
-            this.unread = Bytes::copy_from_slice(&got[n..]);
+            let n = buf.remaining().min(got.len());
+            buf.put_slice(&got[..n]);
+            if n < got.len() {
+                this.unread = Bytes::copy_from_slice(&got[n..]);
+            }
+            this.owed = true;
+            return Poll::Ready(Ok(()));
         }
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -216,7 +221,11 @@ impl AsyncWrite for PlainSocket {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_answer(cx))?;
-        Pin::new(self.socket()).poll_flush(cx)
+        ready!(Pin::new(self.socket()).poll_flush(cx))?;
+        if self.heads.as_ref().is_some_and(|h| !h.act.busy()) {
+            self.owed = false;
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -238,5 +247,89 @@ impl Drop for PlainSocket {
         {
             *heads.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Handoff { socket, head, ticket });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use uk_names::{BuildId, JobName};
+
+    use super::*;
+    use crate::state::{AppState, ServeConfig};
+
+    /// A lookup that arrives while hyper may still hold bytes of its
+    /// previous answer goes to hyper; once hyper has flushed, the next one
+    /// is answered from memory, after hyper's bytes.
+    #[tokio::test]
+    async fn a_lookup_is_answered_from_memory_only_once_hyper_has_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = AppState::open(&ServeConfig::new(dir.path().to_owned())).await.unwrap();
+        let (job, uuid) = (JobName::from_str("web").unwrap(), BuildId::new_random());
+        st.caches.put_jobs([job.clone()]);
+        st.caches
+            .put_latest(&job, &None, st.notify.generation(&job), Some((uuid, None)));
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        let act = Arc::new(Activity::new());
+        let heads = Heads::new(Parker::new(st.clone()), act, peer, HandoffSlot::default());
+        let mut plain = PlainSocket::new(server, Bytes::new(), Some(heads));
+        let lookup = b"GET /job/web/build/latest HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut buf = [0u8; 512];
+
+        // A request for hyper; hyper owes its answer and has not flushed.
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = plain.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"GET /healthz"));
+        plain
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+        client.write_all(lookup).await.unwrap();
+        // (Answered from memory, the read would go on waiting.)
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), plain.read(&mut buf))
+            .await
+            .expect("a lookup was answered from memory while hyper owed bytes")
+            .unwrap();
+        assert_eq!(&buf[..n], lookup);
+        assert_eq!(
+            st.metrics.latest_from_memory.load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+
+        // hyper answers it and flushes: the next lookup is answered from
+        // memory (the read goes on waiting for hyper's next request).
+        plain.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.unwrap();
+        plain.flush().await.unwrap();
+        client.write_all(lookup).await.unwrap();
+        let reading = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let n = plain.read(&mut buf).await.unwrap();
+            buf[..n].to_vec()
+        });
+        let want = format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: /job/web/build/{uuid}\r\n");
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n";
+        let mut got = vec![0; head.len() + want.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..head.len()], head);
+        assert_eq!(String::from_utf8_lossy(&got[head.len()..]), want);
+        assert_eq!(
+            st.metrics.latest_from_memory.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+
+        // The connection's next request still reaches hyper.
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(reading.await.unwrap().starts_with(b"GET /healthz"));
     }
 }

@@ -321,8 +321,8 @@ fn a_parked_client_that_leaves_is_freed_and_an_upload_connection_is_not_parked()
 fn a_lookup_answered_from_memory_is_the_handlers_answer_and_follows_a_new_build() {
     let (s, auth, _, uuid1) = one_build();
     let host = s.addr().to_owned();
-    let (mut w, mut r) = connect(&host);
     let get = |target: &str, extra: &str| format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n");
+    let (mut w, mut r) = connect(&host);
     let mut send = |head: String| w.write_all(head.as_bytes()).unwrap();
     let from_memory = || gauge(&s.url, "ukrepo_latest_from_memory_total");
     let without_date = |mut h: Vec<(String, String)>| {
@@ -330,55 +330,110 @@ fn a_lookup_answered_from_memory_is_the_handlers_answer_and_follows_a_new_build(
         h.sort();
         h
     };
+    let latest = "/job/web/build/latest";
+    let at1 = format!("/job/web/build/{uuid1}");
 
-    // The first lookup after a commit fills the cache (through hyper).
-    send(get("/job/web/build/latest", ""));
+    // The first lookup after a commit fills the cache (through hyper); the
+    // next one, right after it, comes from memory. The caches keep an
+    // answer for 2 s, so the counters are read only afterwards.
+    send(get(latest, ""));
     let (st, by_handler) = response(&mut r);
-    assert_eq!(
-        (st, location(&by_handler)),
-        (307, format!("/job/web/build/{uuid1}").as_str())
-    );
-    assert_eq!(from_memory(), 0);
-    let requests = gauge(&s.url, "ukrepo_requests_total");
-    send(get("/job/web/build/latest", ""));
-    let (st, by_memory) = response(&mut r);
-    assert_eq!(from_memory(), 1);
-    assert_eq!(
-        gauge(&s.url, "ukrepo_requests_total"),
-        requests + 3,
-        "the lookup is counted with the two metrics requests"
-    );
-    assert_eq!(st, 307);
+    send(get(latest, ""));
+    let (st2, by_memory) = response(&mut r);
+    assert_eq!((st, location(&by_handler)), (307, at1.as_str()));
+    assert_eq!(st2, 307);
     assert!(by_memory.iter().any(|(k, _)| k == "date"), "{by_memory:?}");
     assert_eq!(without_date(by_memory), without_date(by_handler.clone()));
+    assert_eq!(from_memory(), 1);
 
-    // With a platform, the same; with anything the handler would treat
-    // otherwise (a Connection header, a HEAD), hyper answers.
-    send(get("/job/web/build/latest?platform=debian-12", ""));
-    assert_eq!(location(&response(&mut r).1), format!("/job/web/build/{uuid1}"));
-    send(get("/job/web/build/latest?platform=debian-12", ""));
-    assert_eq!(location(&response(&mut r).1), format!("/job/web/build/{uuid1}"));
-    assert_eq!(from_memory(), 2);
-    send(get("/job/web/build/latest", "Connection: keep-alive\r\n"));
+    // It is counted as a request: one lookup between two metrics requests.
+    let requests = gauge(&s.url, "ukrepo_requests_total");
+    send(get(latest, ""));
+    assert_eq!(location(&response(&mut r).1), at1);
+    assert_eq!(gauge(&s.url, "ukrepo_requests_total"), requests + 2);
+
+    // A fresh connection's first request, and one with a platform.
+    let (mut w2, mut r2) = connect(&host);
+    w2.write_all(get(latest, "").as_bytes()).unwrap();
+    let (st, h) = response(&mut r2);
+    assert_eq!((st, without_date(h)), (307, without_date(by_handler.clone())));
+    send(get(&format!("{latest}?platform=debian-12"), ""));
+    assert_eq!(location(&response(&mut r).1), at1);
+    send(get(&format!("{latest}?platform=debian-12"), ""));
+    assert_eq!(location(&response(&mut r).1), at1);
+    assert_eq!(
+        from_memory(),
+        4,
+        "the fresh connection's and the second with a platform"
+    );
+
+    // What the handler would treat otherwise (a Connection header, HEAD)
+    // goes to hyper, and gets the same answer.
+    send(get(latest, "Connection: keep-alive\r\n"));
+    let (st, h) = response(&mut r);
+    assert_eq!((st, without_date(h)), (307, without_date(by_handler.clone())));
+    send(get(latest, "").replacen("GET", "HEAD", 1));
     let (st, h) = response(&mut r);
     assert_eq!((st, without_date(h)), (307, without_date(by_handler)));
-    assert_eq!(from_memory(), 2);
+    assert_eq!(from_memory(), 4);
 
-    // A new build: the next lookup on the same connection sees it at once.
+    // A new build: the next lookup on the same connection goes to the
+    // handler (the cached answer is of the job's last generation), the one
+    // after it to memory again, both to the new build.
     let v2 = upload_raw(&s.url, "web", "x.hvt", b"v2", Some(&auth), &[]);
     assert_eq!(v2.status, 201);
-    let uuid2 = v2.json()["uuid"].as_str().unwrap().to_owned();
-    for _ in 0..2 {
-        send(get("/job/web/build/latest", ""));
-        let (st, h) = response(&mut r);
-        assert_eq!((st, location(&h)), (307, format!("/job/web/build/{uuid2}").as_str()));
-    }
-    assert_eq!(from_memory(), 3);
+    let at2 = format!("/job/web/build/{}", v2.json()["uuid"].as_str().unwrap());
+    send(get(latest, ""));
+    let (st, h) = response(&mut r);
+    send(get(latest, ""));
+    let (st2, h2) = response(&mut r);
+    assert_eq!(
+        (st, location(&h), st2, location(&h2)),
+        (307, at2.as_str(), 307, at2.as_str())
+    );
+    assert_eq!(from_memory(), 5);
 
-    // Two lookups in one read are hyper's (pipelining); both are answered.
-    send(get("/job/web/build/latest", "").repeat(2));
+    // Two lookups in one write are pipelining, hyper's; both are answered.
+    send(get(latest, "").repeat(2));
     for _ in 0..2 {
-        let (st, h) = response(&mut r);
-        assert_eq!((st, location(&h)), (307, format!("/job/web/build/{uuid2}").as_str()));
+        assert_eq!(location(&response(&mut r).1), at2);
     }
+}
+
+/// A lookup sent while the connection's previous answer (a download) is
+/// still going out is answered after it, never in the middle of its bytes.
+#[test]
+fn a_lookup_during_a_download_on_the_same_connection_is_answered_after_it() {
+    let (s, auth, _, uuid1) = one_build();
+    let host = s.addr().to_owned();
+    let image: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let big = upload_raw(&s.url, "big", "big.hvt", &image, Some(&auth), &[]).json();
+    let download = format!("/job/big/build/{}/f/bin/big.hvt", big["uuid"].as_str().unwrap());
+    let get = |target: &str| format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let (mut w, mut r) = connect(&host);
+
+    // The lookup's answer is cached; the next one comes right after the
+    // download's head, while its body is going out. However the server
+    // takes it (hyper while the body is sent, memory once hyper has
+    // flushed), its answer follows the download's last byte. (The case of
+    // hyper still holding bytes is pinned by `repository/src/plain.rs`'s
+    // unit test: on loopback it is a matter of timing here.)
+    w.write_all(get("/job/web/build/latest").as_bytes()).unwrap();
+    assert_eq!(response(&mut r).0, 307);
+    w.write_all(get(&download).as_bytes()).unwrap();
+    let (st, h, _) = read_response(&mut r, true);
+    assert_eq!(st, 200);
+    w.write_all(get("/job/web/build/latest").as_bytes()).unwrap();
+    let len: usize = h
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    assert!(body == image, "the download's bytes were not the image's");
+    let (st, h) = response(&mut r);
+    assert_eq!((st, location(&h)), (307, format!("/job/web/build/{uuid1}").as_str()));
 }

@@ -144,9 +144,9 @@ impl Activity {
         self.inflight.load(Ordering::Relaxed) > 0
     }
 
-    /// A request was answered outside hyper (`plain.rs`): the connection
-    /// is idle from now, as after any response.
-    pub fn answered(&self) {
+    /// The connection is idle from now: a response ended (also one
+    /// answered outside hyper, `plain.rs`) or a parked wait did.
+    pub fn idle_from_now(&self) {
         self.idle_since.store(now_ms(), Ordering::Relaxed);
     }
 }
@@ -172,7 +172,7 @@ pub struct Inflight(Arc<Activity>);
 
 impl Drop for Inflight {
     fn drop(&mut self) {
-        self.0.idle_since.store(now_ms(), Ordering::Relaxed);
+        self.0.idle_from_now();
         self.0.inflight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -510,7 +510,7 @@ impl Conn {
                 let _counted = Parked::count(&self.limits.metrics);
                 parker.wait(&handoff.ticket, &handoff.socket).await;
             }
-            self.act.idle_since.store(now_ms(), Ordering::Relaxed);
+            self.act.idle_from_now();
             (socket, unread, parked) = (handoff.socket, handoff.head, Some(ParkedUntil(handoff.ticket.until)));
         }
     }

@@ -111,19 +111,16 @@ impl Parker {
         // `Connection: close` (or anything else said about the connection)
         // is hyper's to handle.
         let closing = req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("connection"));
-        match (may_answer && !closing).then(|| self.answer(target)).flatten() {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        match (may_answer && !closing)
+            .then(|| self.answer(target, path, query))
+            .flatten()
+        {
             // Logged and counted when taken: the socket sends it next.
             Some(answer) => {
                 inc(&self.st.metrics.requests);
                 inc(&self.st.metrics.latest_from_memory);
-                crate::access_log::line(
-                    &Method::GET,
-                    target.split('?').next().unwrap_or(target),
-                    StatusCode::TEMPORARY_REDIRECT,
-                    0,
-                    0,
-                    peer,
-                );
+                crate::access_log::line(&Method::GET, path, StatusCode::TEMPORARY_REDIRECT, 0, 0, peer);
                 Look::Answer(answer)
             }
             None => Look::Whole,
@@ -131,13 +128,13 @@ impl Parker {
     }
 
     /// The handler's answer to `GET /job/{job}/build/latest[?platform=P]`
-    /// (no wait), if the caches hold it: its 307, with the headers every
+    /// (no wait; `target` split at its `?` into `path` and `query`), if the
+    /// caches hold it: its 307, with the headers every
     /// answer gets (`app.rs`) and those hyper adds.
-    fn answer(&self, target: &str) -> Option<Bytes> {
+    fn answer(&self, target: &str, path: &str, query: &str) -> Option<Bytes> {
         if self.st.shutdown.is_cancelled() {
             return None;
         }
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let job = path.strip_prefix("/job/")?.strip_suffix("/build/latest")?;
         if job.contains('%') {
             return None;

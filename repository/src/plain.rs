@@ -162,7 +162,7 @@ impl AsyncRead for PlainSocket {
                     return Poll::Ready(Ok(()));
                 }
                 Look::Answer(answer) => {
-                    heads.act.answered();
+                    heads.act.idle_from_now();
                     this.answer = answer;
                     continue;
                 }
